@@ -238,8 +238,7 @@ def make_block(
             ann[key] = _scalar(value, source=src, field=f"{label}: {key}")
         seg.annotate(**ann)
         for k, times in enumerate(trial.spikes):
-            arr = times if isinstance(times, np.ndarray) and times.dtype == np.float64 else \
-                clean_spike_times(times, source=src, field=f"{label}: unit {ids[k]}")
+            arr = clean_spike_times(times, source=src, field=f"{label}: unit {ids[k]}")
             if arr.size and (arr[0] < t0 or arr[-1] > t1):
                 outside = int(np.sum((arr < t0) | (arr > t1)))
                 raise DataError(

@@ -1,0 +1,208 @@
+"""The array loader: spike times, spike matrices, rates only; malformed input."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import quantities as pq
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cortexfit.exceptions import CortexfitError, DataError
+from cortexfit.io import (
+    check_block,
+    event_names,
+    event_time,
+    from_rates,
+    from_spike_matrix,
+    from_spike_times,
+    trial_annotations,
+    unit_ids,
+)
+
+
+def _two_trials():
+    return [
+        [np.array([0.1, 0.5]), np.array([]), np.array([0.9])],
+        [np.array([0.2]), np.array([0.3, 0.4]), np.array([])],
+    ]
+
+
+def test_spike_times_to_block():
+    block = from_spike_times(
+        _two_trials(), t_stop=1.0, conditions=["left", "right"],
+        events={"go": [0.6, np.nan]}, unit_ids=["a", "b", "c"],
+        unit_annotations=[{"cell_type": "pyr"}] * 3,
+        trial_annotations={"outcome": ["correct", "incorrect"]},
+    )
+    check_block(block)
+    assert len(block.segments) == 2
+    assert unit_ids(block) == ["a", "b", "c"]
+    assert trial_annotations(block)["condition"] == ["left", "right"]
+    assert trial_annotations(block)["outcome"] == ["correct", "incorrect"]
+    assert event_names(block) == ["go"]
+    assert event_time(block.segments[0], "go") == pytest.approx(0.6)
+    assert event_time(block.segments[1], "go") is None  # NaN means the trial lacks it
+    np.testing.assert_array_equal(block.segments[1].spiketrains[1].magnitude, [0.3, 0.4])
+    assert block.segments[0].spiketrains[0].annotations["cell_type"] == "pyr"
+
+
+def test_milliseconds_are_converted():
+    trials = [[np.array([100.0, 500.0])]]
+    block = from_spike_times(trials, t_stop=1000.0, time_units="ms", events={"go": [600.0]})
+    st0 = block.segments[0].spiketrains[0]
+    np.testing.assert_allclose(st0.magnitude, [0.1, 0.5])
+    assert float(st0.t_stop) == pytest.approx(1.0)
+    assert event_time(block.segments[0], "go") == pytest.approx(0.6)
+
+
+def test_quantities_are_converted_and_wrong_units_rejected():
+    block = from_spike_times([[np.array([100.0]) * pq.ms]], t_stop=1.0)
+    np.testing.assert_allclose(block.segments[0].spiketrains[0].magnitude, [0.1])
+    with pytest.raises(DataError, match="not in units of time"):
+        from_spike_times([[np.array([1.0]) * pq.mV]], t_stop=2.0)
+    with pytest.raises(DataError, match="time_units"):
+        from_spike_times([[np.array([1.0])]], t_stop=2.0, time_units="volt")
+
+
+def test_spikes_in_ms_by_mistake_name_the_trial_and_unit():
+    with pytest.raises(DataError) as err:
+        from_spike_times([[np.array([120.0, 450.0])]], t_stop=2.0)
+    msg = str(err.value)
+    assert "outside their trial" in msg and "unit 0" in msg and "seconds" in msg
+
+
+@pytest.mark.parametrize(
+    "spikes, match",
+    [
+        ([[np.array([0.5, np.nan])]], "NaN"),
+        ([[np.array([0.5, 0.2])]], "not sorted"),
+        ([[np.array([-0.1, 0.2])]], "outside their trial"),
+        ([[np.array([[0.1, 0.2]])]], "one-dimensional"),
+        ([[["a", "b"]]], "not numbers"),
+    ],
+)
+def test_bad_spike_times(spikes, match):
+    with pytest.raises(DataError, match=match) as err:
+        from_spike_times(spikes, t_stop=1.0)
+    assert "unit 0" in str(err.value) and "Found:" in str(err.value)
+
+
+def test_unsorted_can_be_sorted_on_request():
+    block = from_spike_times([[np.array([0.5, 0.2])]], t_stop=1.0, unsorted="sort")
+    np.testing.assert_array_equal(block.segments[0].spiketrains[0].magnitude, [0.2, 0.5])
+
+
+def test_structural_errors():
+    with pytest.raises(DataError, match="different numbers of units"):
+        from_spike_times([[np.array([0.1])], [np.array([0.1]), np.array([0.2])]], t_stop=1.0)
+    with pytest.raises(DataError, match="zero or negative length"):
+        from_spike_times([[np.array([])]], t_stop=0.0)
+    with pytest.raises(DataError, match="no trials"):
+        from_spike_times([], t_stop=1.0)
+    with pytest.raises(DataError, match="no units"):
+        from_spike_times([[]], t_stop=1.0)
+    with pytest.raises(DataError, match="one value per trial"):
+        from_spike_times(_two_trials(), t_stop=1.0, conditions=["a"])
+    with pytest.raises(DataError, match="nested"):
+        from_spike_times(np.zeros((2, 3)), t_stop=1.0)
+    with pytest.raises(DataError, match="not unique"):
+        from_spike_times([[np.array([]), np.array([])]], t_stop=1.0, unit_ids=["x", "x"])
+
+
+def test_spike_matrix_to_block():
+    mat = np.zeros((2, 3, 10), dtype=np.uint8)
+    mat[0, 0, [1, 4]] = 1
+    mat[1, 2, 9] = 2  # two spikes in one bin
+    block = from_spike_matrix(mat, bin_size=1.0, time_units="ms", conditions=["a", "b"],
+                              events={"end": [10.0, 10.0]})
+    seg0, seg1 = block.segments
+    np.testing.assert_allclose(seg0.spiketrains[0].magnitude, [0.0015, 0.0045])
+    np.testing.assert_allclose(seg1.spiketrains[2].magnitude, [0.0095, 0.0095])
+    assert float(seg0.t_stop) == pytest.approx(0.010)
+    # trials of unequal length as a list
+    block = from_spike_matrix([np.ones((2, 5)), np.ones((2, 8))], bin_size=0.001)
+    assert [float(s.t_stop) for s in block.segments] == pytest.approx([0.005, 0.008])
+    assert len(block.segments[1].spiketrains[0]) == 8
+
+
+@pytest.mark.parametrize(
+    "mat, kwargs, match",
+    [
+        (np.ones((1, 2, 3)), {"bin_size": 0}, "positive"),
+        (np.full((1, 2, 3), 0.5), {"bin_size": 0.001}, "whole numbers"),
+        (-np.ones((1, 2, 3)), {"bin_size": 0.001}, "negative"),
+        (np.ones((1, 2, 0)), {"bin_size": 0.001}, "zero length"),
+        ([np.ones((2, 3)), np.ones((3, 3))], {"bin_size": 0.001}, "different numbers of units"),
+        (np.ones(3), {"bin_size": 0.001}, "wrong shape"),
+    ],
+)
+def test_bad_spike_matrices(mat, kwargs, match):
+    with pytest.raises(DataError, match=match):
+        from_spike_matrix(mat, **kwargs)
+
+
+def test_rates_only_go_straight_to_targets():
+    time = np.arange(50) * 0.02 - 1.0
+    rates = np.abs(np.random.default_rng(0).normal(5, 1, size=(2, 4, 50)))
+    ds = from_rates(rates, time, unit_ids=list("abcd"), conditions=["l", "r"], align_event="go")
+    assert ds["rate"].dims == ("condition", "unit", "time")
+    np.testing.assert_array_equal(ds["rate"].values, rates)
+    assert ds.attrs["has_trials"] == 0 and "rate_heldout" not in ds
+    assert ds["time"].attrs["units"] == "s" and ds["rate"].attrs["units"] == "Hz"
+    with pytest.raises(CortexfitError, match="NaN"):
+        from_rates(np.full((1, 2, 3), np.nan), [0, 1, 2])
+    with pytest.raises(CortexfitError, match="negative"):
+        from_rates(-np.ones((1, 2, 3)), [0, 1, 2])
+    with pytest.raises(CortexfitError, match="increasing"):
+        from_rates(np.ones((1, 2, 3)), [0, 2, 1])
+
+
+# --- property-based: malformed input gives a CortexfitError or a valid Block, nothing else --
+
+_value = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=64),
+    st.integers(-5, 5),
+    st.text(max_size=3),
+    st.none(),
+)
+_train = st.one_of(
+    st.lists(st.floats(-1.0, 3.0), max_size=6),
+    st.lists(_value, max_size=4),
+    st.just([]),
+    st.just([[0.1, 0.2]]),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trials=st.lists(st.lists(_train, min_size=0, max_size=3), min_size=0, max_size=4),
+    t_stop=st.one_of(st.floats(-1, 3), st.just(np.nan), st.just("x")),
+    conditions=st.one_of(st.none(), st.lists(st.sampled_from(["a", "b"]), max_size=5)),
+    unsorted=st.sampled_from(["error", "sort"]),
+)
+def test_array_loader_never_leaks_raw_exceptions(trials, t_stop, conditions, unsorted):
+    try:
+        block = from_spike_times(trials, t_stop=t_stop, conditions=conditions, unsorted=unsorted)
+    except CortexfitError:
+        return
+    check_block(block)
+    for seg in block.segments:
+        for train in seg.spiketrains:
+            values = train.magnitude
+            assert np.all(np.isfinite(values))
+            assert np.all(np.diff(values) >= 0)
+            assert np.all((values >= float(seg.t_start)) & (values <= float(seg.t_stop)))
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    shape=st.tuples(st.integers(0, 3), st.integers(0, 3), st.integers(0, 6)),
+    fill=st.one_of(st.integers(-1, 3), st.floats(-1, 2), st.just(np.nan)),
+    bin_size=st.one_of(st.floats(-1, 0.01), st.just(np.nan), st.just("1ms")),
+)
+def test_matrix_loader_never_leaks_raw_exceptions(shape, fill, bin_size):
+    try:
+        block = from_spike_matrix(np.full(shape, fill), bin_size=bin_size)
+    except CortexfitError:
+        return
+    check_block(block)
