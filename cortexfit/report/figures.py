@@ -1,0 +1,113 @@
+"""Matplotlib figures for reports; each function returns PNG bytes."""
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import neo  # noqa: E402
+import numpy as np  # noqa: E402
+import quantities as pq  # noqa: E402
+import xarray as xr  # noqa: E402
+
+from ..io.convention import event_time  # noqa: E402
+
+_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def raster(block: neo.Block, trials: list[int], *, max_units: int = 100) -> bytes:
+    """Spike rasters of the given trials (one panel each), events as vertical lines."""
+    fig, axes = plt.subplots(1, len(trials), figsize=(4.2 * len(trials), 3.6), squeeze=False)
+    for ax, index in zip(axes[0], trials):
+        seg = block.segments[index]
+        t0 = float(seg.t_start.rescale(pq.s))
+        for k, st in enumerate(seg.spiketrains[:max_units]):
+            times = st.rescale(pq.s).magnitude - t0
+            ax.plot(times, np.full(times.size, k), "|", color="k", markersize=2.5)
+        for j, ev in enumerate(seg.events):
+            time = event_time(seg, ev.name)
+            if time is not None:
+                ax.axvline(time - t0, color=_COLORS[j % len(_COLORS)], lw=1.2, label=ev.name)
+        label = seg.annotations.get("condition", "")
+        ax.set_title(f"trial {seg.annotations.get('trial_id', index)} {label}", fontsize=10)
+        ax.set_xlabel("time from trial start (s)")
+        ax.set_ylabel("unit")
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def target_heatmaps(targets: xr.Dataset, *, variable: str = "rate") -> bytes:
+    """Rates (unit x time) per condition, units sorted by time of peak in the first condition."""
+    rate = targets[variable]
+    order = np.argsort(rate.isel(condition=0).argmax("time").values)
+    n_cond = rate.sizes["condition"]
+    fig, axes = plt.subplots(1, n_cond, figsize=(4.5 * n_cond, 4.0), squeeze=False, sharey=True)
+    vmax = float(np.percentile(rate.values, 99)) or 1.0
+    time = rate["time"].values
+    for ax, cond in zip(axes[0], rate["condition"].values):
+        image = ax.imshow(
+            rate.sel(condition=cond).values[order], aspect="auto", origin="lower",
+            extent=[time[0], time[-1], 0, rate.sizes["unit"]], vmin=0, vmax=vmax, cmap="viridis",
+        )
+        ax.axvline(0, color="w", lw=0.8, ls="--")
+        ax.set_title(f"{cond}", fontsize=10)
+        ax.set_xlabel(f"time from {targets.attrs.get('align_event', 'event')} (s)")
+    axes[0][0].set_ylabel("unit (sorted by peak time)")
+    fig.colorbar(image, ax=axes[0].tolist(), label="rate (Hz)", shrink=0.8)
+    return _png(fig)
+
+
+def example_units(targets: xr.Dataset, units: list[str], truth: xr.DataArray | None = None) -> bytes:
+    """Training-trial rates, held-out rates and (if known) the true rate of a few units."""
+    n = len(units)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    time = targets["time"].values
+    for ax, unit in zip(axes.flat, units):
+        for j, cond in enumerate(targets["condition"].values):
+            color = _COLORS[j % len(_COLORS)]
+            ax.plot(time, targets["rate"].sel(condition=cond, unit=unit), color=color,
+                    lw=1.6, label=f"{cond} train")
+            if "rate_heldout" in targets:
+                ax.plot(time, targets["rate_heldout"].sel(condition=cond, unit=unit), color=color,
+                        lw=1.0, ls=":", label=f"{cond} held-out")
+            if truth is not None:
+                true = truth.sel(condition=cond, unit=unit)
+                ax.plot(true["time"], true, color="k", lw=0.8, alpha=0.6,
+                        label="truth" if j == 0 else None)
+        ax.set_title(f"unit {unit}", fontsize=10)
+        ax.set_xlim(time[0], time[-1])
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("rate (Hz)")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def auxiliary_traces(targets: xr.Dataset, n_show: int = 6) -> bytes:
+    """A few auxiliary (OU-derived) target rates per condition."""
+    aux = targets["target_rate"].where(targets["role"] == "auxiliary", drop=True)
+    shown = aux.isel(neuron=slice(0, n_show))
+    fig, axes = plt.subplots(1, aux.sizes["condition"], figsize=(4.5 * aux.sizes["condition"], 3),
+                             squeeze=False, sharey=True)
+    for ax, cond in zip(axes[0], aux["condition"].values):
+        for neuron in shown["neuron"].values:
+            ax.plot(shown["time"], shown.sel(condition=cond, neuron=neuron), lw=1)
+        ax.set_title(f"auxiliary targets, {cond}", fontsize=10)
+        ax.set_xlabel("time (s)")
+    axes[0][0].set_ylabel("rate (Hz)")
+    fig.tight_layout()
+    return _png(fig)
