@@ -32,14 +32,14 @@ def _parser() -> argparse.ArgumentParser:
         help="NWB only: are trials-table event columns absolute or relative to start_time",
     )
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
-    info.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    info.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     demo = sub.add_parser(
         "demo", help="run the main job on the embedded synthetic recording and write a report"
     )
     demo.add_argument("--out", type=Path, default=Path("reports/demo"), help="run folder")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
-    demo.add_argument("--debug", action="store_true", help=argparse.SUPPRESS)
+    demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
 

@@ -12,7 +12,10 @@ Convention (checked by :func:`check_block`):
   every segment**, in seconds, sorted, finite, inside ``[t_start, t_stop]``; annotated
   with ``unit_id`` (str, unique) and any unit attribute (``cell_type``, ``location``...).
 * ``segment.events``: one :class:`neo.Event` per named trial event (``name`` = the event
-  name, e.g. ``"go_cue_time"``), usually with one time. An event a trial lacks is absent.
+  name, e.g. ``"go_cue_time"``), usually with one time, inside the trial. An event a trial
+  lacks is absent.
+* The trial window is that of its spike trains (``SpikeTrain.t_start``/``t_stop``; neo's
+  ``Segment.t_start``/``t_stop`` are derived from all children).
 * ``block.annotations``: ``source`` (the file or a description).
 
 :func:`make_block` builds such a Block from plain per-trial records; all loaders use it,
@@ -43,6 +46,7 @@ __all__ = [
     "event_names",
     "event_time",
     "clean_spike_times",
+    "trial_window",
 ]
 
 _SCALAR = (str, int, float, bool, np.integer, np.floating, np.bool_)
@@ -260,6 +264,12 @@ def make_block(
             ev_time = float(ev_time)
             if not math.isfinite(ev_time):
                 continue
+            if not t0 <= ev_time <= t1:
+                raise DataError(
+                    "an event falls outside its trial", file=src, field=f"{label}: {ev_name}",
+                    found=f"{ev_time:g} s, trial [{t0:g}, {t1:g}] s",
+                    expected="event times within the trial, on the trial's clock, in seconds",
+                )
             seg.events.append(
                 neo.Event(np.array([ev_time]) * pq.s, labels=np.array([ev_name]), name=ev_name)
             )
@@ -316,19 +326,19 @@ def check_block(block: Any, *, source: str | None = None) -> neo.Block:
         t0 = t1 = None
         for k, st in enumerate(seg.spiketrains):
             st.annotations.setdefault("unit_id", ids[k])
-            try:
-                times = st.rescale(pq.s)
-            except ValueError:
-                raise DataError(
-                    "spike times are not in units of time", file=src,
-                    field=f"{label}: unit {ids[k]}", found=str(st.units.dimensionality),
-                    expected="seconds (or another time unit)",
-                ) from None
-            if times.units != st.units:
+            if st.units.dimensionality != pq.s.dimensionality:
+                try:
+                    times = st.rescale(pq.s)
+                except ValueError:
+                    raise DataError(
+                        "spike times are not in units of time", file=src,
+                        field=f"{label}: unit {ids[k]}", found=str(st.units.dimensionality),
+                        expected="seconds (or another time unit)",
+                    ) from None
                 seg.spiketrains[k] = _replace_train(st, times)
                 st = seg.spiketrains[k]
             arr = clean_spike_times(st.magnitude, source=src, field=f"{label}: unit {ids[k]}")
-            s0, s1 = float(st.t_start.rescale(pq.s)), float(st.t_stop.rescale(pq.s))
+            s0, s1 = float(st.t_start.rescale(pq.s).magnitude), float(st.t_stop.rescale(pq.s).magnitude)
             if not s1 > s0:
                 raise DataError(
                     "trial has zero or negative length", file=src, field=f"{label}: t_start/t_stop",
@@ -413,3 +423,9 @@ def event_time(segment: neo.Segment, name: str) -> float | None:
         if ev.name == name and len(ev) > 0:
             return float(ev.times.rescale(pq.s).magnitude[0])
     return None
+
+
+def trial_window(segment: neo.Segment) -> tuple[float, float]:
+    """A trial's (start, stop) in seconds: the window of its spike trains."""
+    st = segment.spiketrains[0]
+    return (float(st.t_start.rescale(pq.s).magnitude), float(st.t_stop.rescale(pq.s).magnitude))

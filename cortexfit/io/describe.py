@@ -11,9 +11,15 @@ from typing import Any
 
 import neo
 import numpy as np
-import quantities as pq
 
-from .convention import check_block, event_names, event_time, trial_annotations, unit_ids
+from .convention import (
+    check_block,
+    event_names,
+    event_time,
+    trial_annotations,
+    trial_window,
+    unit_ids,
+)
 
 __all__ = ["RecordingSummary", "describe"]
 
@@ -89,8 +95,8 @@ def describe(block: neo.Block) -> RecordingSummary:
     check_block(block)
     ids = unit_ids(block)
     segments = block.segments
-    starts = np.array([float(seg.t_start.rescale(pq.s)) for seg in segments])
-    stops = np.array([float(seg.t_stop.rescale(pq.s)) for seg in segments])
+    windows = np.array([trial_window(seg) for seg in segments])
+    starts, stops = windows[:, 0], windows[:, 1]
     durations = stops - starts
 
     unit_attrs: dict[str, dict[str, int]] = {}

@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import quantities as pq  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from ..io.convention import event_time  # noqa: E402
+from ..io.convention import event_time, trial_window  # noqa: E402
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -29,7 +29,7 @@ def raster(block: neo.Block, trials: list[int], *, max_units: int = 100) -> byte
     fig, axes = plt.subplots(1, len(trials), figsize=(4.2 * len(trials), 3.6), squeeze=False)
     for ax, index in zip(axes[0], trials):
         seg = block.segments[index]
-        t0 = float(seg.t_start.rescale(pq.s))
+        t0 = trial_window(seg)[0]
         for k, st in enumerate(seg.spiketrains[:max_units]):
             times = st.rescale(pq.s).magnitude - t0
             ax.plot(times, np.full(times.size, k), "|", color="k", markersize=2.5)
