@@ -241,6 +241,7 @@ def make_block(
         for key, value in trial.annotations.items():
             ann[key] = _scalar(value, source=src, field=f"{label}: {key}")
         seg.annotate(**ann)
+        t0_q, t1_q = t0 * pq.s, t1 * pq.s  # built once per trial: quantities are slow
         for k, times in enumerate(trial.spikes):
             arr = clean_spike_times(times, source=src, field=f"{label}: unit {ids[k]}")
             if arr.size and (arr[0] < t0 or arr[-1] > t1):
@@ -254,8 +255,7 @@ def make_block(
                     hint="Check that spike times are in seconds and on the same clock as "
                     "the trial start and stop times",
                 )
-            st = neo.SpikeTrain(arr * pq.s, t_start=t0 * pq.s, t_stop=t1 * pq.s,
-                                name=ids[k], copy=None)
+            st = neo.SpikeTrain(arr, units=pq.s, t_start=t0_q, t_stop=t1_q, name=ids[k], copy=None)
             st.annotate(unit_id=ids[k], **unit_ann[k])
             seg.spiketrains.append(st)
         for ev_name, ev_time in trial.events.items():
@@ -326,7 +326,7 @@ def check_block(block: Any, *, source: str | None = None) -> neo.Block:
         t0 = t1 = None
         for k, st in enumerate(seg.spiketrains):
             st.annotations.setdefault("unit_id", ids[k])
-            if st.units.dimensionality != pq.s.dimensionality:
+            if st.dimensionality.string != "s":
                 try:
                     times = st.rescale(pq.s)
                 except ValueError:
@@ -338,7 +338,7 @@ def check_block(block: Any, *, source: str | None = None) -> neo.Block:
                 seg.spiketrains[k] = _replace_train(st, times)
                 st = seg.spiketrains[k]
             arr = clean_spike_times(st.magnitude, source=src, field=f"{label}: unit {ids[k]}")
-            s0, s1 = float(st.t_start.rescale(pq.s).magnitude), float(st.t_stop.rescale(pq.s).magnitude)
+            s0, s1 = _seconds(st.t_start), _seconds(st.t_stop)
             if not s1 > s0:
                 raise DataError(
                     "trial has zero or negative length", file=src, field=f"{label}: t_start/t_stop",
@@ -367,6 +367,17 @@ def check_block(block: Any, *, source: str | None = None) -> neo.Block:
                     expected="seconds",
                 ) from None
     return block
+
+
+_SECONDS_PER_UNIT: dict[str, float] = {"s": 1.0}
+
+
+def _seconds(quantity: pq.Quantity) -> float:
+    """A scalar time quantity in seconds (unit factors cached: quantities is slow)."""
+    unit = quantity.dimensionality.string
+    if unit not in _SECONDS_PER_UNIT:
+        _SECONDS_PER_UNIT[unit] = float(pq.Quantity(1.0, unit).rescale(pq.s).magnitude)
+    return float(quantity.magnitude) * _SECONDS_PER_UNIT[unit]
 
 
 def _replace_train(st: neo.SpikeTrain, times) -> neo.SpikeTrain:
@@ -428,4 +439,4 @@ def event_time(segment: neo.Segment, name: str) -> float | None:
 def trial_window(segment: neo.Segment) -> tuple[float, float]:
     """A trial's (start, stop) in seconds: the window of its spike trains."""
     st = segment.spiketrains[0]
-    return (float(st.t_start.rescale(pq.s).magnitude), float(st.t_stop.rescale(pq.s).magnitude))
+    return _seconds(st.t_start), _seconds(st.t_stop)
