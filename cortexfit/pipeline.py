@@ -15,6 +15,7 @@ Network training joins this pipeline with the RLS trainer.
 """
 from __future__ import annotations
 
+import inspect
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,9 +54,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0) -> DemoResult:
     config = {
         "run": {"kind": "demo", "seed": seed},
         "data": {"recording": "embedded synthetic", "path": "synthetic.nwb", "seed": seed},
-        "targets": {**SYNTHETIC_TARGETS, "seed": seed},
-        "auxiliary": {"aux_ratio": 2.0, "tau_c": 0.8, "amplitude": 0.1, "tau_s": 0.05,
-                      "seed": seed},
+        "targets": _resolved(make_targets, {**SYNTHETIC_TARGETS, "seed": seed}),
+        "auxiliary": _resolved(add_auxiliary, {"aux_ratio": 2.0, "seed": seed}),
     }
     nwb_path = write_synthetic_nwb(out / "synthetic.nwb", seed=seed, overwrite=True)
     block = read_nwb(nwb_path)
@@ -68,7 +68,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0) -> DemoResult:
         json.dumps({**run_stamp(), "packages": package_versions()}, indent=2), encoding="utf-8"
     )
 
-    truth = make_synthetic_recording(seed=seed).truth["rate"]
+    # the mean over the generated trials' rate functions: what the targets converge to
+    truth = make_synthetic_recording(seed=seed).truth["expected_rate"]
     conditions = list(targets["condition"].values)
     first_of = [next(i for i, seg in enumerate(block.segments)
                      if seg.annotations.get("condition") == cond) for cond in conditions]
@@ -131,6 +132,15 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0) -> DemoResult:
     report = write_report(out / "index.html", "cortexfit demo: synthetic recording",
                           sections, subtitle=f"seed {seed}")
     return DemoResult(out=out, report=report, targets=targets)
+
+
+def _resolved(function, given: dict) -> dict:
+    """The settings a call will use: its keyword defaults updated with ``given``."""
+    defaults = {
+        name: param.default for name, param in inspect.signature(function).parameters.items()
+        if param.default is not inspect.Parameter.empty
+    }
+    return {**defaults, **given}
 
 
 def _toml_safe(value):

@@ -1,0 +1,574 @@
+"""make_targets: rates against a known truth, the split, unit selection, errors, NetCDF."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import numpy as np
+import pytest
+import quantities as pq
+import xarray as xr
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from cortexfit.exceptions import ConfigError, CortexfitError, DataError, TargetError
+from cortexfit.io.convention import Trial, make_block
+from cortexfit.targets import KERNELS, _Smoother, make_targets, targets_from_rates
+
+WINDOW = (-1.5, 1.0)
+BIN = 0.02
+FREQ = 1.0  # Hz of the rate modulation
+
+
+def true_rate(unit: int, cond: int, t: np.ndarray) -> np.ndarray:
+    """Known rate (Hz) of unit ``unit`` in condition ``cond`` at time ``t`` from the event."""
+    base = 8.0 + 2.0 * unit
+    phase = 0.7 * unit + (math.pi if cond else 0.0)
+    return base * (1.0 + 0.8 * np.sin(2 * math.pi * FREQ * t + phase))
+
+
+def poisson(rng, rate_fn, t0: float, t1: float, rmax: float) -> np.ndarray:
+    """Inhomogeneous Poisson spike times on [t0, t1] by thinning."""
+    n = rng.poisson(rmax * (t1 - t0))
+    cand = np.sort(rng.uniform(t0, t1, n))
+    return cand[rng.uniform(0, rmax, n) < rate_fn(cand)]
+
+
+def known_block(n_per_cond: int = 60, n_units: int = 5, seed: int = 1):
+    """Two conditions, ``n_units`` sinusoidal units plus a silent one, events jittered."""
+    rng = np.random.default_rng(seed)
+    trials = []
+    for i in range(2 * n_per_cond):
+        cond = i % 2
+        go = rng.uniform(2.0, 2.5)
+        spikes = []
+        for u in range(n_units):
+            rmax = 2 * (8.0 + 2.0 * u)
+            spikes.append(poisson(rng, lambda t, u=u, c=cond: true_rate(u, c, t - go), 0.0, 4.0,
+                                  rmax))
+        spikes.append(np.array([]))  # silent unit
+        trials.append(Trial(
+            0.0, 4.0, spikes,
+            annotations={"condition": "left" if cond else "right",
+                         "response": "correct" if i % 5 else "error", "trial_id": 1000 + i},
+            events={"go_cue": go} if i != 7 else {},
+        ))
+    ids = [f"u{u}" for u in range(n_units)] + ["silent"]
+    return make_block(trials, ids, unit_annotations=[{"cell_type": "pyr"}] * (n_units + 1),
+                      source="synthetic")
+
+
+@pytest.fixture(scope="module")
+def block():
+    return known_block()
+
+
+@pytest.fixture(scope="module")
+def targets(block):
+    return make_targets(block, align="go_cue", window=WINDOW)
+
+
+# ---------------------------------------------------------------------------------------
+# rates against the truth
+# ---------------------------------------------------------------------------------------
+
+def test_rates_match_known_profile(targets):
+    t = targets["time"].values
+    means_est, means_true = [], []
+    for c, label in enumerate(targets["condition"].values):
+        cond = 1 if label == "left" else 0
+        for u in range(5):
+            est = targets["rate"].sel(condition=label, unit=f"u{u}").values
+            truth = true_rate(u, cond, t)
+            assert np.corrcoef(est, truth)[0, 1] > 0.9, (label, u)
+            held = targets["rate_heldout"].sel(condition=label, unit=f"u{u}").values
+            assert np.corrcoef(held, truth)[0, 1] > 0.7, (label, u)
+            means_est.append(est.mean())
+            means_true.append(truth.mean())
+    assert np.mean(means_est) == pytest.approx(np.mean(means_true), rel=0.04)
+    assert targets["rate"].dtype == np.float64 and targets["rate_heldout"].dtype == np.float64
+    assert np.all(np.isfinite(targets["rate"])) and float(targets["rate"].min()) >= 0
+
+
+def test_time_coordinate_and_attrs(targets):
+    n = round((WINDOW[1] - WINDOW[0]) / BIN)
+    t = targets["time"].values
+    assert t.size == n == 125
+    np.testing.assert_allclose(t, WINDOW[0] + BIN * (np.arange(n) + 0.5), atol=1e-12)
+    assert targets["time"].attrs["units"] == "s"
+    a = targets.attrs
+    assert a["align_event"] == "go_cue" and a["window_start"] == -1.5 and a["window_stop"] == 1.0
+    assert a["bin_size"] == BIN and a["kernel"] == "gaussian" and a["kernel_width"] == 0.05
+    assert a["has_trials"] == 1 and a["condition_key"] == "condition" and a["source"] == "synthetic"
+    assert a["n_trials_missing_event"] == 1 and a["n_trials_used"] == 119
+    assert a["n_trials_short_padding"] == 0
+    assert list(targets["condition"].values) == ["left", "right"]
+    assert list(targets["cell_type"].values) == ["pyr"] * 5
+    assert targets["trial_rate"].dtype == np.float32
+
+
+def test_mean_rate_is_spike_count_over_window(block, targets):
+    # unit u0, all used trials: count spikes in [go + start, go + stop)
+    total, n = 0, 0
+    for seg in block.segments:
+        ev = [e for e in seg.events if e.name == "go_cue"]
+        if not ev:
+            continue
+        go = float(ev[0].times[0])
+        times = seg.spiketrains[0].magnitude
+        total += np.sum((times >= go + WINDOW[0]) & (times < go + WINDOW[1]))
+        n += 1
+    expected = total / (n * (WINDOW[1] - WINDOW[0]))
+    assert float(targets["mean_rate"].sel(unit="u0")) == pytest.approx(expected, rel=1e-12)
+
+
+def test_split_stratified_disjoint_deterministic(block, targets):
+    nt = targets["n_trials"]
+    # 60 trials per condition; one "left" trial (i = 7) lacks the event -> 59
+    assert nt.sel(condition="left").values.tolist() == [47, 12]
+    assert nt.sel(condition="right").values.tolist() == [48, 12]
+    split = targets["trial_split"].values
+    cond = targets["trial_condition"].values
+    for label in ("left", "right"):
+        assert np.sum((cond == label) & (split == "heldout")) == 12
+    ids = targets["trial_id"].values
+    assert len(set(ids)) == ids.size == 119
+    train_ids = set(ids[split == "train"])
+    held_ids = set(ids[split == "heldout"])
+    assert not train_ids & held_ids
+    # the averages are the means of the trial rates of each split
+    tr = targets["trial_rate"].values.astype(np.float64)
+    for label in ("left", "right"):
+        sel = (cond == label) & (split == "train")
+        np.testing.assert_allclose(targets["rate"].sel(condition=label).values,
+                                   tr[sel].mean(axis=0), rtol=1e-5, atol=1e-4)
+        sel = (cond == label) & (split == "heldout")
+        np.testing.assert_allclose(targets["rate_heldout"].sel(condition=label).values,
+                                   tr[sel].mean(axis=0), rtol=1e-5, atol=1e-4)
+    again = make_targets(block, align="go_cue", window=WINDOW)
+    assert list(again["trial_split"].values) == list(split)
+    xr.testing.assert_identical(again, targets)
+    other = make_targets(block, align="go_cue", window=WINDOW, seed=1)
+    assert list(other["trial_split"].values) != list(split)
+    # a condition's split does not depend on the other conditions being selected
+    only_left = make_targets(block, align="go_cue", window=WINDOW, where={"condition": "left"})
+    left = cond == "left"
+    assert list(only_left["trial_split"].values) == list(split[left])
+    assert list(only_left["trial_id"].values) == list(ids[left])
+
+
+def test_min_rate_drops_silent_unit(targets):
+    assert "silent" not in targets["unit"].values
+    assert json.loads(targets.attrs["dropped_units"]) == ["silent"]
+    assert "silent (0 Hz)" in targets.attrs["report"]
+    assert list(targets["unit"].values) == [f"u{u}" for u in range(5)]
+
+
+def test_min_rate_threshold_and_all_dropped(block):
+    ds = make_targets(block, align="go_cue", window=WINDOW, min_rate=0.0, keep_trials=False)
+    assert "silent" in ds["unit"].values and "trial_rate" not in ds
+    assert json.loads(ds.attrs["dropped_units"]) == []
+    with pytest.raises(TargetError, match="every unit is below min_rate") as exc:
+        make_targets(block, align="go_cue", window=WINDOW, min_rate=1000.0)
+    assert "u4" in str(exc.value)
+
+
+def test_where_and_condition_lists(block):
+    ds = make_targets(block, align="go_cue", window=WINDOW, where={"response": "correct"},
+                      heldout_fraction=0.25)
+    assert ds.attrs["n_trials_selected"] == 96
+    assert json.loads(ds.attrs["selection"]) == {"response": ["correct"]}
+    ds2 = make_targets(block, align="go_cue", window=WINDOW,
+                       where=lambda a: a["response"] == "correct", heldout_fraction=0.25)
+    xr.testing.assert_equal(ds["rate"], ds2["rate"])
+    ds3 = make_targets(block, align="go_cue", window=WINDOW, condition=["condition", "response"],
+                       where={"response": ["correct", "error"]}, heldout_fraction=0.1,
+                       min_trials=1)
+    assert set(ds3["condition"].values) == {"left|correct", "left|error", "right|correct",
+                                            "right|error"}
+    assert ds3.attrs["condition_key"] == "condition|response"
+    # string form matches: trial_id 1000 is an int
+    ds4 = make_targets(block, align="go_cue", window=WINDOW, min_trials=1, heldout_fraction=0,
+                       where={"trial_id": ["1000", 1001]})
+    assert sorted(ds4["trial_id"].values.tolist()) == [1000, 1001]
+
+
+def test_heldout_fraction_zero(block):
+    ds = make_targets(block, align="go_cue", window=WINDOW, heldout_fraction=0)
+    assert "rate_heldout" not in ds
+    assert ds["n_trials"].sel(split="heldout").values.tolist() == [0, 0]
+    assert set(ds["trial_split"].values) == {"train"}
+
+
+def test_netcdf_round_trip(targets, tmp_path):
+    path = tmp_path / "targets.nc"
+    targets.to_netcdf(path, engine="h5netcdf")
+    back = xr.load_dataset(path, engine="h5netcdf")
+    xr.testing.assert_identical(back, targets)
+
+
+def test_netcdf_round_trip_string_trial_ids(tmp_path):
+    rng = np.random.default_rng(0)
+    trials = [Trial(0.0, 2.0, [np.sort(rng.uniform(0, 2, 30))],
+                    annotations={"condition": i % 2, "trial_id": f"t{i}"}, events={"go": 1.0})
+              for i in range(8)]
+    ds = make_targets(make_block(trials, ["a"]), align="go", window=(-0.5, 0.5),
+                      heldout_fraction=0.25, min_trials=2)
+    assert ds["trial_id"].dtype == object and list(ds["condition"].values) == ["0", "1"]
+    ds.to_netcdf(tmp_path / "t.nc", engine="h5netcdf")
+    xr.testing.assert_identical(xr.load_dataset(tmp_path / "t.nc", engine="h5netcdf"), ds)
+
+
+# ---------------------------------------------------------------------------------------
+# kernels
+# ---------------------------------------------------------------------------------------
+
+def single_trial_block(spikes, t_stop=2.0, event=1.0, n_trials=4):
+    trials = [Trial(0.0, t_stop, [np.asarray(spikes, dtype=float)],
+                    annotations={"condition": "a"}, events={"go": event})
+              for _ in range(n_trials)]
+    return make_block(trials, ["unit"])
+
+
+def test_kernel_none_is_counts_over_bin_size():
+    # window [0.5, 1.5) in half-open bins of 0.1 s: 0.5 is in, 1.5 is out
+    spikes = [0.2, 0.5, 0.51, 0.55, 0.58, 0.72, 0.999, 1.05, 1.45, 1.499, 1.5, 1.7]
+    block = single_trial_block(spikes)
+    ds = make_targets(block, align="go", window=(-0.5, 0.5), bin_size=0.1, kernel="none",
+                      heldout_fraction=0, min_trials=1, min_rate=0)
+    counts = np.array([4, 0, 1, 0, 1, 1, 0, 0, 0, 2], dtype=float)
+    np.testing.assert_array_equal(ds["rate"].values[0, 0], counts / 0.1)
+    np.testing.assert_array_equal(ds["trial_rate"].values[0, 0], (counts / 0.1).astype(np.float32))
+    assert ds.attrs["kernel_width"] == 0.0
+    np.testing.assert_allclose(ds["time"].values, -0.45 + 0.1 * np.arange(10), atol=1e-12)
+
+
+@pytest.mark.parametrize("kernel", [k for k in KERNELS if k != "none"])
+def test_kernels_agree_with_elephant_instantaneous_rate(block, kernel):
+    from elephant.statistics import instantaneous_rate
+
+    width, bin_size = 0.03, 0.01
+    ds = make_targets(block, align="go_cue", window=(-1.0, 1.0), bin_size=bin_size, kernel=kernel,
+                      kernel_width=width, min_rate=0, where={"trial_id": list(range(1000, 1006))},
+                      heldout_fraction=0, min_trials=1)
+    sm = _Smoother(kernel, width, bin_size)
+    n = ds.sizes["time"]
+    for j, seg in enumerate(s for s in block.segments if s.annotations["trial_id"] < 1006):
+        go = float(seg.events[0].times[0])
+        lo = go - 1.0 - sm.half * bin_size
+        ref = instantaneous_rate(
+            list(seg.spiketrains), sampling_period=bin_size * pq.s, kernel=sm.obj,
+            cutoff=sm.cutoff, t_start=lo * pq.s, t_stop=(lo + (n + 2 * sm.half + 0.5) * bin_size) * pq.s,
+            center_kernel=sm.center,
+        ).magnitude[sm.half:sm.half + n].T / sm.mass
+        np.testing.assert_allclose(ds["trial_rate"].values[j], ref, rtol=1e-5, atol=1e-4)
+    assert ds.attrs["kernel_causal"] == int(kernel in ("exponential", "alpha"))
+
+
+@pytest.mark.parametrize("kernel,width", [("gaussian", 0.05), ("exponential", 0.05),
+                                          ("alpha", 0.05), ("rectangular", 0.05),
+                                          ("gaussian", 0.002), ("epanechnikov", 0.1)])
+def test_each_spike_integrates_to_one(kernel, width):
+    ds = make_targets(single_trial_block([1.0 + 0.013]), align="go", window=(-0.9, 0.9),
+                      bin_size=0.02, kernel=kernel, kernel_width=width, heldout_fraction=0,
+                      min_trials=1, min_rate=0)
+    integral = float(ds["rate"].sum()) * 0.02
+    assert integral == pytest.approx(1.0, rel=1e-6)
+
+
+def test_causal_kernels_do_not_anticipate():
+    spike = 1.0 + 0.011  # in the bin [1.0, 1.02) around the event
+    for kernel in ("exponential", "alpha"):
+        ds = make_targets(single_trial_block([spike]), align="go", window=(-0.5, 0.5),
+                          bin_size=0.02, kernel=kernel, kernel_width=0.05, heldout_fraction=0,
+                          min_trials=1, min_rate=0)
+        r = ds["rate"].values[0, 0]
+        t = ds["time"].values
+        assert np.all(r[t < 0] == 0) and r[t > 0].max() > 0
+    ds = make_targets(single_trial_block([spike]), align="go", window=(-0.5, 0.5),
+                      bin_size=0.02, kernel="gaussian", kernel_width=0.05, heldout_fraction=0,
+                      min_trials=1, min_rate=0)
+    assert ds["rate"].values[0, 0][ds["time"].values < 0].max() > 0
+
+
+def test_short_padding_is_counted():
+    block = single_trial_block([0.7, 1.2], t_stop=2.0, event=1.0)
+    ds = make_targets(block, align="go", window=(-1.0, 1.0), bin_size=0.02, kernel="gaussian",
+                      kernel_width=0.05, heldout_fraction=0, min_trials=1, min_rate=0)
+    assert ds.attrs["n_trials_short_padding"] == 4
+
+
+def test_speed_112_trials_61_units(targets):  # (targets: Elephant is imported already)
+    rng = np.random.default_rng(5)
+    trials = [Trial(0.0, 5.0, [np.sort(rng.uniform(0, 5, rng.poisson(40))) for _ in range(61)],
+                    annotations={"condition": "l" if i % 2 else "r"}, events={"go": 3.0})
+              for i in range(112)]
+    block = make_block(trials, [f"u{k}" for k in range(61)])
+    t0 = time.perf_counter()
+    ds = make_targets(block, align="go", window=(-2.5, 1.5))
+    elapsed = time.perf_counter() - t0
+    assert ds["trial_rate"].shape == (112, 61, 200)
+    assert elapsed < 8.0, f"make_targets took {elapsed:.2f} s"
+
+
+# ---------------------------------------------------------------------------------------
+# errors
+# ---------------------------------------------------------------------------------------
+
+def test_unknown_event_lists_available(block):
+    with pytest.raises(TargetError, match="unknown alignment event") as exc:
+        make_targets(block, align="go", window=WINDOW)
+    assert "go_cue" in str(exc.value) and "'go'" not in str(exc.value).split("Expected")[1]
+
+
+def test_missing_condition_key_lists_keys(block):
+    with pytest.raises(TargetError, match="unknown condition annotation") as exc:
+        make_targets(block, align="go_cue", window=WINDOW, condition="lick")
+    msg = str(exc.value)
+    assert "lick" in msg and "response" in msg and "condition" in msg
+
+
+def test_where_errors(block):
+    with pytest.raises(TargetError, match="no trial has this value") as exc:
+        make_targets(block, align="go_cue", window=WINDOW, where={"response": "corect"})
+    assert "correct" in str(exc.value) and "error" in str(exc.value)
+    with pytest.raises(TargetError, match="unknown trial annotation"):
+        make_targets(block, align="go_cue", window=WINDOW, where={"outcome": "hit"})
+    with pytest.raises(TargetError, match="where filter raised"):
+        make_targets(block, align="go_cue", window=WINDOW, where=lambda a: a["nope"])
+    with pytest.raises(TargetError, match="no trial passes"):
+        make_targets(block, align="go_cue", window=WINDOW, where=lambda a: False)
+    with pytest.raises(ConfigError, match="where must be"):
+        make_targets(block, align="go_cue", window=WINDOW, where="response == correct")
+    with pytest.raises(TargetError, match="all the where conditions together"):
+        make_targets(block, align="go_cue", window=WINDOW,
+                     where={"response": "error", "trial_id": 1001})
+
+
+def test_window_outside_trial_names_trials(block):
+    with pytest.raises(TargetError, match="window falls outside") as exc:
+        make_targets(block, align="go_cue", window=(-2.2, 1.0))
+    msg = str(exc.value)
+    assert "trial ids [" in msg and "trial span [0, 4] s" in msg
+    assert "Shorten the window" in msg
+
+
+def test_too_few_trials_names_condition():
+    rng = np.random.default_rng(0)
+    trials = [Trial(0.0, 2.0, [np.sort(rng.uniform(0, 2, 30))],
+                    annotations={"condition": "rare" if i < 2 else "common"},
+                    events={"go": 1.0}) for i in range(20)]
+    block = make_block(trials, ["a"])
+    with pytest.raises(TargetError, match="too few trials") as exc:
+        make_targets(block, align="go", window=(-0.5, 0.5))
+    assert "'rare': 2 trials -> 2 train, 0 held out" in str(exc.value)
+    assert "common" not in str(exc.value).split("Expected")[0]
+    with pytest.raises(TargetError, match="too few trials"):
+        make_targets(block, align="go", window=(-0.5, 0.5), heldout_fraction=0, min_trials=3)
+    ds = make_targets(block, align="go", window=(-0.5, 0.5), heldout_fraction=0)
+    assert ds["n_trials"].sel(condition="rare").values.tolist() == [2, 0]
+
+
+def test_event_missing_in_all_selected_trials(block):
+    with pytest.raises(TargetError, match="none of the selected trials has the alignment event"):
+        make_targets(block, align="go_cue", window=WINDOW, where={"trial_id": 1007})
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"bin_size": -0.02}, "bin_size must be positive"),
+    ({"bin_size": 0}, "bin_size must be positive"),
+    ({"bin_size": float("nan")}, "bin_size is not finite"),
+    ({"bin_size": "0.02"}, "bin_size is not a number"),
+    ({"bin_size": 0.03}, "does not divide the window"),
+    ({"bin_size": 2.0}, "fewer than 2 bins"),
+    ({"bin_size": 1e-7}, "too many bins"),
+    ({"window": (1.0, -1.0)}, "start must be before"),
+    ({"window": (0.0, 0.0)}, "start must be before"),
+    ({"window": "-1,1"}, "window must be a pair"),
+    ({"window": (-1.0,)}, "exactly two values"),
+    ({"window": (-1.0, None)}, "window stop is not a number"),
+    ({"window": (-1.0, float("inf"))}, "window stop is not finite"),
+    ({"window": 3}, "window must be a pair"),
+    ({"kernel": "boxcar"}, "unknown smoothing kernel"),
+    ({"kernel_width": 0.0}, "kernel_width is out of range"),
+    ({"kernel_width": 100.0}, "kernel_width is out of range"),
+    ({"heldout_fraction": 1.0}, "heldout_fraction is out of range"),
+    ({"heldout_fraction": -0.1}, "heldout_fraction is out of range"),
+    ({"min_trials": 0}, "min_trials is out of range"),
+    ({"min_trials": 2.5}, "min_trials is not an integer"),
+    ({"seed": -1}, "seed is out of range"),
+    ({"min_rate": -1}, "min_rate is out of range"),
+    ({"keep_trials": "yes"}, "keep_trials must be"),
+    ({"condition": []}, "condition must name"),
+    ({"condition": 3}, "condition must name"),
+    ({"align": 3}, "align must be an event name"),
+])
+def test_bad_arguments(block, kwargs, match):
+    args = {"align": "go_cue", "window": WINDOW, **kwargs}
+    with pytest.raises(ConfigError, match=match):
+        make_targets(block, **args)
+
+
+def test_not_a_block():
+    with pytest.raises(DataError):
+        make_targets([1, 2, 3], align="go", window=(-1, 1))
+
+
+def test_quantities_are_rescaled(block):
+    ds = make_targets(block, align="go_cue", window=(-1500 * pq.ms, 1 * pq.s),
+                      bin_size=20 * pq.ms, kernel_width=50 * pq.ms)
+    assert ds.attrs["window_start"] == -1.5 and ds.attrs["bin_size"] == pytest.approx(0.02)
+
+
+def test_condition_values_missing_for_some_trials():
+    trials = [Trial(0.0, 2.0, [np.array([0.5, 1.2])],
+                    annotations={"condition": "a"} if i % 3 else {}, events={"go": 1.0})
+              for i in range(9)]
+    with pytest.raises(TargetError, match="lack the condition annotation"):
+        make_targets(make_block(trials, ["u"]), align="go", window=(-0.5, 0.5), min_rate=0)
+
+
+def test_targets_from_rates_still_works():
+    ds = targets_from_rates(np.ones((2, 3, 10)), np.arange(10) * 0.1)
+    assert ds.attrs["has_trials"] == 0 and ds["rate"].shape == (2, 3, 10)
+
+
+# ---------------------------------------------------------------------------------------
+# property-based: odd inputs -> CortexfitError or a sound Dataset, nothing else
+# ---------------------------------------------------------------------------------------
+
+def check_sound(ds: xr.Dataset) -> None:
+    for name in ("rate", "rate_heldout", "trial_rate"):
+        if name in ds:
+            values = ds[name].values
+            assert np.all(np.isfinite(values)) and np.all(values >= 0), name
+    assert ds.sizes["time"] >= 2 and ds.sizes["unit"] >= 1
+    assert int(ds["n_trials"].min()) >= 0
+    if "trial_rate" in ds:
+        assert int(ds["n_trials"].sum()) == ds.sizes["trial"]
+        assert set(np.unique(ds["trial_condition"].values)) <= set(ds["condition"].values)
+
+
+def run(block, **kwargs):
+    try:
+        ds = make_targets(block, **kwargs)
+    except CortexfitError as exc:
+        event(f"{type(exc).__name__}: {str(exc).split('.')[0]}")
+        return None
+    event("Dataset")
+    check_sound(ds)
+    return ds
+
+
+@st.composite
+def random_blocks(draw):
+    n_trials = draw(st.integers(1, 14))
+    n_units = draw(st.integers(1, 3))
+    trials = []
+    for i in range(n_trials):
+        t0 = draw(st.floats(-5, 5, allow_nan=False))
+        length = draw(st.one_of(st.floats(3, 6), st.floats(0.05, 4)))
+        spikes = []
+        for _ in range(n_units):
+            k = draw(st.integers(0, 25))
+            u = draw(st.lists(st.floats(0, 1, allow_nan=False), min_size=k, max_size=k))
+            spikes.append(np.sort(t0 + length * np.asarray(u, dtype=float)))
+        events = {}
+        if i == 0 or draw(st.integers(0, 5)):
+            events["go"] = t0 + length * draw(st.one_of(st.floats(0.4, 0.6), st.floats(0, 1)))
+        if draw(st.booleans()):
+            events["stim"] = t0 + length * draw(st.floats(0, 1, allow_nan=False))
+        ann = {"condition": draw(st.sampled_from(["a", "b", "a", "b", 1, True])),
+               "outcome": draw(st.sampled_from(["hit", "miss"]))}
+        trials.append(Trial(t0, t0 + length, spikes, annotations=ann, events=events))
+    return make_block(trials, [f"u{k}" for k in range(n_units)])
+
+
+@st.composite
+def dividing_windows(draw):
+    bin_size = draw(st.one_of(st.sampled_from([0.005, 0.01, 0.02, 0.05, 0.1]),
+                              st.floats(0.001, 0.3)))
+    start = draw(st.floats(-1.5, 0.3, allow_nan=False))
+    n = draw(st.integers(2, max(2, int(2.5 / bin_size))))
+    return (start, start + n * bin_size), bin_size
+
+
+wheres = st.one_of(
+    st.none(),
+    st.dictionaries(st.sampled_from(["condition", "outcome", "nope"]),
+                    st.one_of(st.sampled_from(["a", "b", "hit", "miss", 1, "1", True, 3.5]),
+                              st.lists(st.sampled_from(["a", "b", "hit", "miss", 1]),
+                                       max_size=3)),
+                    max_size=2),
+    st.sampled_from([lambda a: a.get("outcome") == "hit", lambda a: 1 / 0, lambda a: None,
+                     lambda a: np.array([1, 2])]),
+)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    block=random_blocks(),
+    window_bin=dividing_windows(),
+    kernel=st.sampled_from(KERNELS),
+    kernel_width=st.floats(0.001, 0.2),
+    where=wheres,
+    condition=st.sampled_from(["condition", "outcome", ["condition", "outcome"]]),
+    min_rate=st.one_of(st.just(0.0), st.floats(0, 20)),
+    heldout_fraction=st.sampled_from([0.0, 0.0, 0.2, 0.5]),
+    min_trials=st.integers(1, 2),
+    align=st.sampled_from(["go", "go", "stim"]),
+)
+def test_random_recordings_windows_and_filters(block, window_bin, kernel, kernel_width, where,
+                                               condition, min_rate, heldout_fraction,
+                                               min_trials, align):
+    window, bin_size = window_bin
+    run(block, align=align, window=window, bin_size=bin_size, kernel=kernel,
+        kernel_width=kernel_width, where=where, condition=condition, min_rate=min_rate,
+        heldout_fraction=heldout_fraction, min_trials=min_trials)
+
+
+def small_block():
+    rng = np.random.default_rng(3)
+    trials = [Trial(0.0, 3.0, [np.sort(rng.uniform(0, 3, 40)), np.sort(rng.uniform(0, 3, 5))],
+                    annotations={"condition": "ab"[i % 2], "outcome": "hit"},
+                    events={"go": 1.5}) for i in range(10)]
+    return make_block(trials, ["x", "y"])
+
+
+odd_values = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([0, -1, 1e-300, 1e300, 0.01, 0.02, 0.05, 0.1, 0.25, 0.3]),
+    st.integers(-3, 3), st.none(), st.text(max_size=3), st.booleans(),
+    st.lists(st.floats(-1, 1), max_size=3), st.tuples(st.floats(-1, 1), st.text(max_size=1)),
+    st.dictionaries(st.text(max_size=2), st.integers(), max_size=2),
+    st.just(np.array([0.1, 0.2])), st.just(np.float32(0.02)), st.just(0.02 * pq.s),
+    st.just(5 * pq.mV),
+)
+SANE = {"align": "go", "window": (-1.0, 1.0), "bin_size": 0.02, "kernel": "gaussian",
+        "kernel_width": 0.05, "condition": "condition", "where": None, "min_rate": 1.0,
+        "heldout_fraction": 0.2, "min_trials": 2, "seed": 0, "keep_trials": True}
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(overrides=st.dictionaries(st.sampled_from(sorted(SANE)), odd_values, min_size=1,
+                                 max_size=3))
+def test_malformed_arguments(overrides):
+    run(small_block(), **{**SANE, **overrides})
+
+
+def test_unit_attributes_become_coords(tmp_path):
+    rng = np.random.default_rng(0)
+    trials = [Trial(0.0, 2.0, [np.sort(rng.uniform(0, 2, 30)) for _ in range(3)],
+                    annotations={"condition": "a"}, events={"go": 1.0}) for _ in range(5)]
+    ann = [{"cell_type": "pyr", "depth": 100, "rate": 1.5, "good": True, "mixed": 1},
+           {"cell_type": "int", "rate": 2.5, "good": False, "mixed": "x"},
+           {"cell_type": "pyr", "depth": 300.5, "rate": 3.5, "good": True, "mixed": 2.0}]
+    ds = make_targets(make_block(trials, ["a", "b", "c"], unit_annotations=ann), align="go",
+                      window=(-0.5, 0.5), heldout_fraction=0, min_trials=1)
+    assert list(ds["cell_type"].values) == ["pyr", "int", "pyr"]
+    assert "depth" not in ds.coords  # missing for unit b
+    assert list(ds["unit_rate"].values) == [1.5, 2.5, 3.5]  # "rate" is a schema name
+    assert ds["good"].dtype == bool and list(ds["mixed"].values) == ["1", "x", "2.0"]
+    ds.to_netcdf(tmp_path / "u.nc", engine="h5netcdf")
+    xr.testing.assert_identical(xr.load_dataset(tmp_path / "u.nc", engine="h5netcdf"), ds)
