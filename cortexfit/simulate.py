@@ -100,6 +100,28 @@ class SimResult:
         """Mean rate of every neuron over the run, Hz."""
         return np.bincount(self.spike_neurons, minlength=self.n_neurons) / self.duration
 
+    def plot_raster(self, ax=None, *, neurons: Sequence[int] | None = None, excitatory=None):
+        """A spike raster on a matplotlib Axes (made if None); E in blue, I in red when
+        ``excitatory`` (one bool per neuron) is given. Returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        if ax is None:
+            _, ax = plt.subplots(figsize=(8, 4))
+        keep = np.ones(self.spike_neurons.size, dtype=bool) if neurons is None else \
+            np.isin(self.spike_neurons, np.asarray(neurons))
+        times, ids = self.spike_times[keep], self.spike_neurons[keep]
+        if excitatory is None:
+            ax.plot(times, ids, "|", color="k", markersize=2)
+        else:
+            exc = np.asarray(excitatory)[ids]
+            ax.plot(times[exc], ids[exc], "|", color="tab:blue", markersize=2, label="E")
+            ax.plot(times[~exc], ids[~exc], "|", color="tab:red", markersize=2, label="I")
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("neuron")
+        ax.set_xlim(0, self.duration)
+        return ax
+
     def spike_trains(self) -> list[np.ndarray]:
         """Spike times (s) per neuron."""
         order = np.argsort(self.spike_neurons, kind="stable")
