@@ -1,0 +1,194 @@
+"""Recursive least squares on each neuron's plastic inputs (Kim & Chow 2018, Eqs 9-12, 17-19).
+
+For every trained neuron i, with ``x`` the regressor over its K_i plastic inputs::
+
+    k = P x;  c = 1 / (1 + x.k);  P -= c k k^T;  w -= c e k,        P(0) = I / lambda
+
+* **drive form**: ``x = r`` (filtered spike trains of the plastic inputs), ``e = u_i - f_i``
+  (the drive against its target);
+* **rate form**: ``x = phi'(u_i + I_i) r``, ``e = phi(u_i + I_i) - f_i`` (rates in spikes per
+  model time unit), and neuron i is updated only while ``u_i + I_i > 0`` (suprathreshold), as
+  the paper does.
+
+Because k uses the old P, ``c k`` equals ``P_new x``: the authors' code form.
+
+**Dale's law**: a weight whose update would flip the sign required of it (``sign`` +1 / -1)
+is not changed, and from then on it is **frozen**: it keeps contributing to the drive but
+leaves the regression (its regressor entry is 0, so its row and column of P stop changing,
+and it gets no further updates). Unconstrained synapses have sign 0.
+
+**Storage**: one P per neuron, packed upper triangle, row-major, float32, all neurons'
+blocks back to back (``p_offsets``). :func:`rls_update` is the fused numba kernel (gather,
+packed symmetric mat-vec, rank-1 update, weight update, one neuron at a time while its P is
+in cache, parallel over neurons); :func:`rls_update_reference` is the same update written
+plainly in float64 with dense matrices, kept to test the kernel against.
+"""
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = [
+    "packed_size",
+    "init_packed",
+    "unpack",
+    "rls_update",
+    "rls_update_reference",
+]
+
+
+def packed_size(k: int) -> int:
+    """Floats in a packed symmetric K x K matrix."""
+    return k * (k + 1) // 2
+
+
+def init_packed(indptr: np.ndarray, lam: float) -> tuple[np.ndarray, np.ndarray]:
+    """All neurons' P = I / lambda, packed; returns (P, offsets) with neuron i's block at
+    ``P[offsets[i]:offsets[i + 1]]``."""
+    sizes = np.diff(indptr)
+    blocks = sizes * (sizes + 1) // 2
+    offsets = np.concatenate([[0], np.cumsum(blocks)]).astype(np.int64)
+    packed = np.zeros(offsets[-1], dtype=np.float32)
+    for i, k in enumerate(sizes):
+        start = offsets[i]
+        # diagonal of row a sits at a*K - a(a-1)/2
+        diag = start + np.arange(k) * k - np.arange(k) * (np.arange(k) - 1) // 2
+        packed[diag] = 1.0 / lam
+    return packed, offsets
+
+
+def unpack(block: np.ndarray, k: int) -> np.ndarray:
+    """A packed block -> the dense symmetric K x K matrix (float64)."""
+    dense = np.zeros((k, k))
+    rows, cols = np.triu_indices(k)
+    dense[rows, cols] = block
+    dense[cols, rows] = block
+    return dense
+
+
+@numba.njit(cache=True, parallel=True, fastmath=False)
+def rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
+               r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+    """One RLS step for every neuron in ``neurons`` (in place). float32 throughout.
+
+    ``indptr/indices/weights/sign/frozen``: the plastic in-lists (CSR over all neurons),
+    ``r``: filtered spike trains (all neurons), ``u``: drives (updated in place by the weight
+    change), ``bias``: each neuron's external input I_i (rate form), ``target``: one target
+    per neuron in ``neurons`` (drive, or rate in spikes per model time unit).
+    ``scratch_x``, ``scratch_k``: (n_threads-independent) per-neuron buffers of shape
+    ``(len(neurons), max_K)``. Returns the number of synapses newly frozen.
+    """
+    n_new_frozen = 0
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    for m in numba.prange(neurons.shape[0]):
+        i = neurons[m]
+        start = indptr[i]
+        k_in = indptr[i + 1] - start
+        if k_in == 0:
+            continue
+        x = scratch_x[m]
+        kv = scratch_k[m]
+        # error and regressor
+        if rate_form:
+            total = u[i] + bias[i]
+            if total <= zero:
+                continue  # train only while the input is suprathreshold
+            z = total / smooth_c
+            softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
+            root = np.sqrt(softplus)
+            phi = root / np.float32(np.pi)
+            dphi = (one / (one + np.exp(-z))) / (np.float32(2.0 * np.pi) * root)
+            err = phi - target[m]
+            gain = dphi
+        else:
+            err = u[i] - target[m]
+            gain = one
+        for a in range(k_in):
+            x[a] = zero if frozen[start + a] else gain * r[indices[start + a]]
+        # k = P x  (packed upper triangle, row-major)
+        for a in range(k_in):
+            kv[a] = zero
+        base = offsets[i]
+        pos = base
+        for a in range(k_in):
+            xa = x[a]
+            acc = packed[pos] * xa
+            pos += 1
+            for b in range(a + 1, k_in):
+                p_ab = packed[pos]
+                acc += p_ab * x[b]
+                kv[b] += p_ab * xa
+                pos += 1
+            kv[a] += acc
+        denom = one
+        for a in range(k_in):
+            denom += x[a] * kv[a]
+        c = one / denom
+        # P -= c k k^T
+        pos = base
+        for a in range(k_in):
+            cka = c * kv[a]
+            for b in range(a, k_in):
+                packed[pos] -= cka * kv[b]
+                pos += 1
+        # w -= c e k, with the Dale guard; the drive follows the weight change
+        du = zero
+        ce = c * err
+        for a in range(k_in):
+            slot = start + a
+            if frozen[slot]:
+                continue
+            old = weights[slot]
+            new = old - ce * kv[a]
+            s = sign[slot]
+            if (s > 0 and new < zero) or (s < 0 and new > zero):
+                frozen[slot] = True
+                n_new_frozen += 1
+                continue
+            weights[slot] = new
+            du += (new - old) * r[indices[slot]]
+        u[i] += du
+    return n_new_frozen
+
+
+def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dense,
+                         r, u, bias, target, rate_form, smooth_c=0.1):
+    """The same update as :func:`rls_update`, written plainly in float64 with one dense P
+    per neuron (``p_dense[i]`` a K_i x K_i array). Modifies its arguments in place."""
+    n_new = 0
+    for m, i in enumerate(neurons):
+        sl = slice(indptr[i], indptr[i + 1])
+        idx = indices[sl]
+        if idx.size == 0:
+            continue
+        if rate_form:
+            total = u[i] + bias[i]
+            if total <= 0:
+                continue
+            softplus = smooth_c * np.logaddexp(0.0, total / smooth_c)
+            phi = np.sqrt(softplus) / np.pi
+            dphi = (1.0 / (1.0 + np.exp(-total / smooth_c))) / (2.0 * np.pi * np.sqrt(softplus))
+            err, gain = phi - target[m], dphi
+        else:
+            err, gain = u[i] - target[m], 1.0
+        x = np.where(frozen[sl], 0.0, gain * r[idx])
+        p = p_dense[i]
+        k = p @ x
+        c = 1.0 / (1.0 + x @ k)
+        p -= c * np.outer(k, k)
+        new = weights[sl] - c * err * k
+        s = sign[sl]
+        flip = ((s > 0) & (new < 0)) | ((s < 0) & (new > 0))
+        apply = ~frozen[sl] & ~flip
+        newly = ~frozen[sl] & flip
+        n_new += int(newly.sum())
+        old = weights[sl].copy()
+        w = weights[sl]
+        w[apply] = new[apply]
+        weights[sl] = w
+        fz = frozen[sl]
+        fz[newly] = True
+        frozen[sl] = fz
+        u[i] += float(np.sum((weights[sl] - old) * r[idx]))
+    return n_new
