@@ -32,11 +32,11 @@ import numba
 import numpy as np
 import xarray as xr
 
-from .exceptions import ConfigError
+from .exceptions import ConfigError, TrainingDiverged
 from .network import Network
 from .neurons import izhikevich, lif, theta
 
-__all__ = ["Stimulus", "Noise", "SimState", "SimResult", "simulate", "initial_state"]
+__all__ = ["Stimulus", "Noise", "SimState", "SimResult", "Simulator", "simulate", "initial_state"]
 
 DEFAULT_DT = 1e-4
 
@@ -244,6 +244,121 @@ def _per_neuron(value: Any, n: int, name: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+class Simulator:
+    """A network prepared for simulation, advanced chunk by chunk (as a trainer does between
+    two RLS updates). Its state arrays (``neuron``, ``r``, ``u``) are live: a trainer may
+    change ``u`` after a weight update. Plastic weights are read from the network's
+    out-lists, so :meth:`Network.set_plastic_weights` takes effect on the next step."""
+
+    def __init__(
+        self,
+        network: Network,
+        *,
+        dt: float = DEFAULT_DT,
+        bias: float | np.ndarray = 0.0,
+        noise: Noise | None = None,
+        seed: int = 0,
+        state: SimState | None = None,
+        precision: str = "float32",
+    ) -> None:
+        if precision not in ("float32", "float64"):
+            raise ConfigError("unknown precision", field="precision", found=precision,
+                              expected="'float32' or 'float64'")
+        if not np.isfinite(dt) or dt <= 0:
+            raise ConfigError("dt out of range", field="dt", found=dt, expected="> 0 seconds")
+        real = np.float32 if precision == "float32" else np.float64
+        self.real, self.network, self.dt, self.seed = real, network, float(dt), seed
+        model = network.neuron_model
+        n = network.n_neurons
+        self.model, self.n = model, n
+        start = state if state is not None else initial_state(network, seed)
+        self.neuron = start.neuron.astype(real, copy=True)
+        self.r = start.r.astype(real, copy=True)
+        self.u = start.u.astype(real, copy=True)
+        self.noise_state = start.noise.astype(real, copy=True)
+        self.step = int(start.step)
+        self.noise_kind, noise_sigma, noise_decay, self.noise_seed = 0, 0.0, 0.0, 0
+        if noise is not None and noise.sigma != 0:
+            kinds = {"white": 1, "ou": 2}
+            if noise.kind not in kinds:
+                raise ConfigError("unknown noise kind", field="noise.kind", found=noise.kind,
+                                  expected="'white' or 'ou'")
+            self.noise_kind, noise_sigma = kinds[noise.kind], float(noise.sigma)
+            noise_decay = float(np.exp(-dt / noise.tau)) if noise.kind == "ou" else 0.0
+            self.noise_seed = int(noise.seed if noise.seed is not None else seed + 0x5EED)
+        self.noise_sigma, self.noise_decay = real(noise_sigma), real(noise_decay)
+        self.out = network.out_lists()
+        self.params = np.ascontiguousarray(model.param_array(n, network.params), dtype=real)
+        self.dt_model = real(dt / model.time_unit)
+        self.decay = real(np.exp(-dt / network.tau_s))
+        self.jump = real(model.time_unit / network.tau_s)
+        self.bias = _per_neuron(bias, n, "bias").astype(real)
+        self.no_stimulus = np.zeros(n, dtype=real)
+        empty = np.zeros((0, 0), dtype=real)
+        self._no_record = (np.zeros(0, dtype=np.int64), empty, empty, empty)
+        self._spike_step = np.empty(max(4 * n, 1024), dtype=np.int64)
+        self._spike_neuron = np.empty(max(4 * n, 1024), dtype=np.int32)
+
+    def state(self) -> SimState:
+        """A copy of the current state (to continue later)."""
+        return SimState(neuron=self.neuron.copy(), r=self.r.copy(), u=self.u.copy(),
+                        noise=self.noise_state.copy(), step=self.step)
+
+    def advance(
+        self,
+        n_steps: int,
+        *,
+        stimulus: np.ndarray | None = None,
+        stim_steps: tuple[int, int] | None = None,
+        rec_every: int = 0,
+        rec_idx: np.ndarray | None = None,
+        rec_u: np.ndarray | None = None,
+        rec_r: np.ndarray | None = None,
+        rec_v: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``n_steps`` steps; returns (step index from the start of this call, neuron) of
+        every spike. ``stimulus`` (per neuron) is applied on ``stim_steps`` (first, last+1,
+        counted from this call's start; the whole call by default). Recording buffers, when
+        given, receive a row every ``rec_every`` steps."""
+        real = self.real
+        stim = self.no_stimulus if stimulus is None else stimulus.astype(real, copy=False)
+        on, off = stim_steps if stim_steps is not None else (0, n_steps)
+        if rec_idx is None:
+            rec_idx, rec_u_, rec_r_, rec_v_ = self._no_record
+            rec_every = 0
+        else:
+            empty = self._no_record[1]
+            rec_u_ = rec_u if rec_u is not None else empty
+            rec_r_ = rec_r if rec_r is not None else empty
+            rec_v_ = rec_v if rec_v is not None else empty
+        out = self.out
+        step0 = self.step
+        n_spikes = done = 0
+        while done < n_steps:
+            steps, n_spikes = _run(
+                self.model.code, self.neuron, self.params, self.r, self.u, self.noise_state,
+                out.static_indptr, out.static_post, out.static_weights,
+                out.plastic_indptr, out.plastic_post, out.plastic_weights,
+                self.bias, stim, step0 + on, step0 + off,
+                self.noise_kind, self.noise_sigma, self.noise_decay, self.noise_seed,
+                step0 + done, done, n_steps - done, self.dt_model, self.decay, self.jump,
+                rec_every, rec_idx, rec_u_, rec_r_, rec_v_,
+                self._spike_step, self._spike_neuron, n_spikes,
+            )
+            done += steps
+            if done < n_steps:  # the spike buffer is full: grow it and go on
+                self._spike_step = np.concatenate([self._spike_step, np.empty_like(self._spike_step)])
+                self._spike_neuron = np.concatenate(
+                    [self._spike_neuron, np.empty_like(self._spike_neuron)])
+        self.step = step0 + n_steps
+        return self._spike_step[:n_spikes] - step0, self._spike_neuron[:n_spikes].astype(np.int64)
+
+    def check_finite(self) -> np.ndarray:
+        """Indices of neurons whose drive or state is not finite (empty when all is well)."""
+        bad = ~np.isfinite(self.u) | ~np.all(np.isfinite(self.neuron), axis=0)
+        return np.flatnonzero(bad)
+
+
 def simulate(
     network: Network,
     duration: float,
@@ -280,13 +395,6 @@ def simulate(
     precision
         ``"float32"`` (default, fast) or ``"float64"`` (a reference to check float32 against).
     """
-    if precision not in ("float32", "float64"):
-        raise ConfigError("unknown precision", field="precision", found=precision,
-                          expected="'float32' or 'float64'")
-    real = np.float32 if precision == "float32" else np.float64
-    model = network.neuron_model
-    unit = model.time_unit
-    n = network.n_neurons
     duration = float(duration)
     if not np.isfinite(duration) or duration <= 0:
         raise ConfigError("duration must be positive", field="duration", found=duration,
@@ -294,6 +402,9 @@ def simulate(
     if not np.isfinite(dt) or dt <= 0 or dt > duration:
         raise ConfigError("dt out of range", field="dt", found=dt,
                           expected=f"0 < dt <= duration ({duration} s)")
+    sim = Simulator(network, dt=dt, bias=bias, noise=noise, seed=seed, state=state,
+                    precision=precision)
+    n, real, model = sim.n, sim.real, sim.model
     n_steps = int(round(duration / dt))
     for name in record:
         if name not in _RECORDABLE:
@@ -307,94 +418,51 @@ def simulate(
                           found=(int(rec_idx.min()), int(rec_idx.max())), expected=f"0..{n - 1}")
     n_rows = n_steps // rec_every if rec_every else 0
 
-    def buffer(name: str) -> np.ndarray:
-        cols = rec_idx.size if name in record else 0
-        return np.zeros((n_rows if cols else 0, cols), dtype=real)
+    def buffer(name: str) -> np.ndarray | None:
+        return np.zeros((n_rows, rec_idx.size), dtype=real) if name in record else None
 
     rec_u, rec_r, rec_v = buffer("u"), buffer("r"), buffer("v")
-
-    start = state if state is not None else initial_state(network, seed)
-    neuron = start.neuron.astype(real, copy=True)
-    r = start.r.astype(real, copy=True)
-    u = start.u.astype(real, copy=True)
-    noise_state = start.noise.astype(real, copy=True)
-
-    stim_amp = np.zeros(n, dtype=real)
-    stim_on = stim_off = 0
+    stim_amp, stim_steps = None, None
     if stimulus is not None:
-        stim_amp = _per_neuron(stimulus.amplitude, n, "stimulus.amplitude").astype(real)
+        stim_amp = _per_neuron(stimulus.amplitude, n, "stimulus.amplitude")
         if not 0 <= stimulus.t_start <= stimulus.t_stop:
             raise ConfigError("stimulus window out of order", field="stimulus",
                               found=(stimulus.t_start, stimulus.t_stop),
                               expected="0 <= t_start <= t_stop (s)")
-        stim_on, stim_off = int(round(stimulus.t_start / dt)), int(round(stimulus.t_stop / dt))
-    noise_kind, noise_sigma, noise_decay, noise_seed = 0, 0.0, 0.0, 0
-    if noise is not None and noise.sigma != 0:
-        kinds = {"white": 1, "ou": 2}
-        if noise.kind not in kinds:
-            raise ConfigError("unknown noise kind", field="noise.kind", found=noise.kind,
-                              expected="'white' or 'ou'")
-        noise_kind, noise_sigma = kinds[noise.kind], float(noise.sigma)
-        noise_decay = float(np.exp(-dt / noise.tau)) if noise.kind == "ou" else 0.0
-        noise_seed = int(noise.seed if noise.seed is not None else seed + 0x5EED)
-
-    out = network.out_lists()
-    params = np.ascontiguousarray(model.param_array(n, network.params), dtype=real)
-    dt_model = real(dt / unit)
-    tau_s = network.tau_s / unit
-    decay = real(np.exp(-dt / network.tau_s))
-    jump = real(1.0 / tau_s)
-    bias_arr = _per_neuron(bias, n, "bias").astype(real)
-    s_weights = out.static_weights.astype(real, copy=False)
-    p_weights = out.plastic_weights.astype(real, copy=False)
-    capacity = max(4 * n, int(n * duration * 50) + n)
-    spike_step = np.empty(capacity, dtype=np.int64)
-    spike_neuron = np.empty(capacity, dtype=np.int32)
-    n_spikes = 0
-    done = 0
-    step0 = start.step
-    while done < n_steps:
-        steps, n_spikes = _run(
-            model.code, neuron, params, r, u, noise_state,
-            out.static_indptr, out.static_post, s_weights,
-            out.plastic_indptr, out.plastic_post, p_weights,
-            bias_arr, stim_amp, stim_on + step0, stim_off + step0,
-            noise_kind, real(noise_sigma), real(noise_decay), noise_seed,
-            step0 + done, done, n_steps - done, dt_model, decay, jump,
-            rec_every, rec_idx, rec_u, rec_r, rec_v,
-            spike_step, spike_neuron, n_spikes,
-        )
-        done += steps
-        if done < n_steps:  # the spike buffer is full: grow it and go on
-            spike_step = np.concatenate([spike_step, np.empty_like(spike_step)])
-            spike_neuron = np.concatenate([spike_neuron, np.empty_like(spike_neuron)])
-    if not (np.all(np.isfinite(u)) and np.all(np.isfinite(neuron))):
-        from .exceptions import TrainingDiverged
-
+        stim_steps = (int(round(stimulus.t_start / dt)), int(round(stimulus.t_stop / dt)))
+    else:
+        stim_steps = (0, 0)
+    spike_steps, spike_neurons = sim.advance(
+        n_steps, stimulus=stim_amp, stim_steps=stim_steps,
+        rec_every=rec_every if record else 0, rec_idx=rec_idx if record else None,
+        rec_u=rec_u, rec_r=rec_r, rec_v=rec_v,
+    )
+    bad = sim.check_finite()
+    if bad.size:
         raise TrainingDiverged(
             "the simulation produced NaN or infinite values", field="state",
-            found=f"{int(np.sum(~np.isfinite(u)))} neurons with non-finite drive",
+            found=f"{bad.size} neurons with non-finite state (first: {bad[:5].tolist()})",
             expected="finite state", hint="Reduce dt or the coupling strength",
         )
-    spike_times = (spike_step[:n_spikes] - step0 + 1) * dt
+    spike_times = (spike_steps + 1) * dt
     times = (np.arange(1, n_rows + 1) * rec_every) * dt
+    unit = model.time_unit
     data_vars = {}
-    if "u" in record:
+    if rec_u is not None:
         data_vars["u"] = (("time", "neuron"), rec_u,
                           {"long_name": "synaptic drive u = W r", "units": "model input"})
-    if "r" in record:
+    if rec_r is not None:
         data_vars["r"] = (("time", "neuron"), rec_r / real(unit),
                           {"long_name": "filtered spike train", "units": "Hz"})
-    if "v" in record:
+    if rec_v is not None:
         data_vars["v"] = (("time", "neuron"), rec_v,
                           {"long_name": "theta phase" if model.name == "theta"
                            else "membrane potential",
                            "units": "rad" if model.name == "theta" else "mV"})
     traces = xr.Dataset(data_vars, coords={
         "time": ("time", times, {"units": "s"}), "neuron": ("neuron", rec_idx)})
-    final = SimState(neuron=neuron, r=r, u=u, noise=noise_state, step=step0 + n_steps)
     return SimResult(
-        spike_times=spike_times, spike_neurons=spike_neuron[:n_spikes].astype(np.int64),
-        duration=n_steps * dt, n_neurons=n, traces=traces, state=final,
+        spike_times=spike_times, spike_neurons=spike_neurons.copy(),
+        duration=n_steps * dt, n_neurons=n, traces=traces, state=sim.state(),
         info={"dt": dt, "n_steps": n_steps, "neuron_model": model.name, "seed": seed},
     )
