@@ -66,7 +66,107 @@ def unpack(block: np.ndarray, k: int) -> np.ndarray:
     return dense
 
 
-@numba.njit(cache=True, parallel=True, fastmath=False)
+_FAST = {"reassoc", "contract"}  # vectorise the reductions; NaN / inf semantics are kept
+
+
+@numba.njit(cache=True, fastmath=_FAST)
+def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
+                r, u, bias, target, rate_form, smooth_c, x, kv):
+    """The fused RLS step of one neuron; returns the number of newly frozen synapses."""
+    zero = np.float32(0.0)
+    one = np.float32(1.0)
+    start = indptr[i]
+    k_in = indptr[i + 1] - start
+    if k_in == 0:
+        return 0
+    # error and regressor
+    if rate_form:
+        total = u[i] + bias[i]
+        if total <= zero:
+            return 0  # train only while the input is suprathreshold
+        z = total / smooth_c
+        softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
+        root = np.sqrt(softplus)
+        err = root / np.float32(np.pi) - target[m]
+        gain = (one / (one + np.exp(-z))) / (np.float32(2.0 * np.pi) * root)
+    else:
+        err = u[i] - target[m]
+        gain = one
+    for a in range(k_in):
+        x[a] = zero if frozen[start + a] else gain * r[indices[start + a]]
+        kv[a] = zero
+    # k = P x over the packed upper triangle: row a holds P[a, a:]
+    pos = offsets[i]
+    for a in range(k_in):
+        xa = x[a]
+        row = packed[pos:pos + (k_in - a)]
+        acc = zero
+        for b in range(k_in - a):
+            acc += row[b] * x[a + b]
+        for b in range(1, k_in - a):
+            kv[a + b] += row[b] * xa
+        kv[a] += acc
+        pos += k_in - a
+    denom = one
+    for a in range(k_in):
+        denom += x[a] * kv[a]
+    c = one / denom
+    # P -= c k k^T
+    pos = offsets[i]
+    for a in range(k_in):
+        cka = c * kv[a]
+        row = packed[pos:pos + (k_in - a)]
+        for b in range(k_in - a):
+            row[b] -= cka * kv[a + b]
+        pos += k_in - a
+    # w -= c e k, with the Dale guard; the drive follows the weight change
+    n_new = 0
+    du = zero
+    ce = c * err
+    for a in range(k_in):
+        slot = start + a
+        if frozen[slot]:
+            continue
+        old = weights[slot]
+        new = old - ce * kv[a]
+        s = sign[slot]
+        if (s > 0 and new < zero) or (s < 0 and new > zero):
+            frozen[slot] = True
+            n_new += 1
+            continue
+        weights[slot] = new
+        du += (new - old) * r[indices[slot]]
+    u[i] += du
+    return n_new
+
+
+@numba.njit(cache=True, parallel=True)
+def _update_parallel(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
+                     r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+    n_new = 0
+    for m in numba.prange(neurons.shape[0]):
+        n_new += _update_one(m, neurons[m], indptr, indices, weights, sign, frozen, packed,
+                             offsets, r, u, bias, target, rate_form, smooth_c, scratch_x[m],
+                             scratch_k[m])
+    return n_new
+
+
+@numba.njit(cache=True)
+def _update_serial(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
+                   r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+    n_new = 0
+    for m in range(neurons.shape[0]):
+        n_new += _update_one(m, neurons[m], indptr, indices, weights, sign, frozen, packed,
+                             offsets, r, u, bias, target, rate_form, smooth_c, scratch_x[m],
+                             scratch_k[m])
+    return n_new
+
+
+PARALLEL_MIN_BYTES = 8 * 2**20
+"""Below this much P the update runs on one thread: the work fits in cache and a thread
+barrier per update would cost more than it saves."""
+
+
 def rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
                r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
     """One RLS step for every neuron in ``neurons`` (in place). float32 throughout.
@@ -75,81 +175,12 @@ def rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
     ``r``: filtered spike trains (all neurons), ``u``: drives (updated in place by the weight
     change), ``bias``: each neuron's external input I_i (rate form), ``target``: one target
     per neuron in ``neurons`` (drive, or rate in spikes per model time unit).
-    ``scratch_x``, ``scratch_k``: (n_threads-independent) per-neuron buffers of shape
-    ``(len(neurons), max_K)``. Returns the number of synapses newly frozen.
+    ``scratch_x``, ``scratch_k``: buffers of shape ``(len(neurons), max_K)``.
+    Returns the number of synapses newly frozen. Parallel over neurons when P is large.
     """
-    n_new_frozen = 0
-    zero = np.float32(0.0)
-    one = np.float32(1.0)
-    for m in numba.prange(neurons.shape[0]):
-        i = neurons[m]
-        start = indptr[i]
-        k_in = indptr[i + 1] - start
-        if k_in == 0:
-            continue
-        x = scratch_x[m]
-        kv = scratch_k[m]
-        # error and regressor
-        if rate_form:
-            total = u[i] + bias[i]
-            if total <= zero:
-                continue  # train only while the input is suprathreshold
-            z = total / smooth_c
-            softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
-            root = np.sqrt(softplus)
-            phi = root / np.float32(np.pi)
-            dphi = (one / (one + np.exp(-z))) / (np.float32(2.0 * np.pi) * root)
-            err = phi - target[m]
-            gain = dphi
-        else:
-            err = u[i] - target[m]
-            gain = one
-        for a in range(k_in):
-            x[a] = zero if frozen[start + a] else gain * r[indices[start + a]]
-        # k = P x  (packed upper triangle, row-major)
-        for a in range(k_in):
-            kv[a] = zero
-        base = offsets[i]
-        pos = base
-        for a in range(k_in):
-            xa = x[a]
-            acc = packed[pos] * xa
-            pos += 1
-            for b in range(a + 1, k_in):
-                p_ab = packed[pos]
-                acc += p_ab * x[b]
-                kv[b] += p_ab * xa
-                pos += 1
-            kv[a] += acc
-        denom = one
-        for a in range(k_in):
-            denom += x[a] * kv[a]
-        c = one / denom
-        # P -= c k k^T
-        pos = base
-        for a in range(k_in):
-            cka = c * kv[a]
-            for b in range(a, k_in):
-                packed[pos] -= cka * kv[b]
-                pos += 1
-        # w -= c e k, with the Dale guard; the drive follows the weight change
-        du = zero
-        ce = c * err
-        for a in range(k_in):
-            slot = start + a
-            if frozen[slot]:
-                continue
-            old = weights[slot]
-            new = old - ce * kv[a]
-            s = sign[slot]
-            if (s > 0 and new < zero) or (s < 0 and new > zero):
-                frozen[slot] = True
-                n_new_frozen += 1
-                continue
-            weights[slot] = new
-            du += (new - old) * r[indices[slot]]
-        u[i] += du
-    return n_new_frozen
+    kernel = _update_parallel if packed.nbytes >= PARALLEL_MIN_BYTES else _update_serial
+    return kernel(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
+                  r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k)
 
 
 def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dense,

@@ -1,0 +1,477 @@
+"""The RLS trainer: targets -> a fitted spiking network (Kim & Chow 2018).
+
+``RLSFit`` is shaped like a scikit-learn estimator: settings in the constructor, the work
+in :meth:`RLSFit.fit`, learned results as attributes ending in ``_`` (``network_``,
+``history_``, ``stimuli_``, ...).
+
+Protocol (METHOD.md §3.3), per training loop and condition, conditions alternating:
+
+1. free dynamics for ``pre_duration`` (the state carries over from the previous condition:
+   the state at stimulus onset differs from loop to loop, which makes the fit robust);
+2. the condition's stimulus, a per-neuron amplitude ~ U[-a, a], for ``stim_duration``;
+3. the training window (the targets' length): every ``update_every`` seconds, one RLS step
+   for every neuron toward its target at that time.
+
+Targets
+-------
+* an ``xarray.Dataset`` from :func:`cortexfit.targets.make_targets` (``rate``) or
+  :func:`cortexfit.auxiliary.add_auxiliary` (``target_rate``, with recorded and auxiliary
+  neurons): **rate form**, targets in Hz;
+* an ``xarray.DataArray`` of synaptic drives ``(condition, neuron, time)`` with
+  ``attrs["kind"] = "drive"``: **drive form**, in the model's input units.
+
+**Units**: rates in Hz are converted to the model's spikes per time unit in exactly one
+place, :func:`to_model_rate` (theta: Hz x 10 ms).
+
+Decisions where the paper is silent (METHOD.md):
+* Dale's law: the update of a synapse that would flip sign is dropped and the synapse frozen;
+  frozen synapses keep their weight in the drive and leave the regression.
+* Rate form: error ``phi(u + I) - f`` with the smooth theta f-I curve (c = 0.1), regressor
+  ``phi'(u + I) r``, updates only while ``u + I > 0``.
+* Training loops start from the state the previous loop ended in (as the authors' code);
+  each loop's free-run length is fixed, so runs are reproducible and resumable.
+* The learning curve's correlation compares, at every update time, the drive (drive form) or
+  the filtered spike train (rate form, Hz) with the target: Pearson over the window per
+  neuron and condition, averaged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+
+from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverged
+from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
+from .neurons.base import get_model
+from .rls import init_packed, rls_update
+from .simulate import DEFAULT_DT, Simulator, SimState, initial_state
+
+__all__ = ["RLSFit", "to_model_rate"]
+
+_FORMAT_VERSION = 1
+
+
+def to_model_rate(rate_hz: np.ndarray, time_unit: float) -> np.ndarray:
+    """Hz -> spikes per model time unit (theta: per 10 ms). The one conversion point."""
+    return np.asarray(rate_hz, dtype=np.float64) * time_unit
+
+
+@dataclass
+class _Targets:
+    form: str
+    conditions: list[str]
+    neuron_ids: list[str]
+    roles: list[str]
+    recorded_unit: list[str]
+    cell_type: list[str] | None
+    time: np.ndarray  # (n_time,) s, the targets' own grid
+    values: np.ndarray  # (condition, neuron, n_time) in model units
+
+
+def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson correlation of each row of a with the same row of b (0 when flat)."""
+    a = a - a.mean(axis=-1, keepdims=True)
+    b = b - b.mean(axis=-1, keepdims=True)
+    denom = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = (a * b).sum(-1) / denom
+    return np.where(denom > 0, out, 0.0)
+
+
+@dataclass
+class RLSFit:
+    """Train a recurrent spiking network on targets with RLS (see the module docstring).
+
+    Settings (defaults follow the paper where it gives a value; "ours" where it does not):
+
+    form : "auto" | "rate" | "drive"
+        Rate training for rate targets (Dataset), drive training for drive targets.
+    neuron_model : the registered model name ("theta", "lif", "izhikevich").
+    dale : E/I network under Dale's law (Figure 4) if True, else the Gaussian network of
+        Figures 1-3 and 5 (``sigma``, ``zero_row_sum``).
+    frac_exc, p, J, g : E fraction, connection probability, strengths J/sqrt(Np) and
+        -gJ/sqrt(Np) (Figure 4: 0.8, 0.1, 6, 5).
+    sigma, zero_row_sum : Gaussian networks (Figure 5: p = 0.3, sigma = 1).
+    k_plastic : "all" (every initial synapse plastic, the paper) or K per neuron.
+    tau_s : synaptic time constant, s (Figure 5: 50 ms).
+    lam : RLS regulariser lambda, P(0) = I / lambda (Figures 1, 3: 1).
+    update_every : RLS update interval, s (Figures 1-3: 2 ms).
+    stim_duration, stim_amplitude : stimulus length (s) and amplitude a, U[-a, a] (paper: 50-100
+        ms, a = 1).
+    pre_duration : free dynamics before each stimulus, s (ours: 0.5; the authors' code 1 s).
+    loops : training loops over all conditions (paper: 30).
+    bias : constant external input to every neuron (model units; the paper: 0).
+    dt : simulation step, s.
+    max_rate : a loop whose mean rate exceeds this (Hz) has diverged.
+    checkpoint, checkpoint_every : NPZ path and interval (loops) for checkpoints; an existing
+        checkpoint of the same settings is resumed by :meth:`fit`.
+    progress : show a progress bar.
+    seed : everything random (network, stimuli, initial state).
+    """
+
+    form: str = "auto"
+    neuron_model: str = "theta"
+    dale: bool = True
+    frac_exc: float = 0.8
+    p: float = 0.3
+    J: float = 1.0
+    g: float = 1.0
+    sigma: float = 1.0
+    zero_row_sum: bool = False
+    k_plastic: int | str = "all"
+    tau_s: float = 0.05
+    lam: float = 1.0
+    update_every: float = 0.002
+    stim_duration: float = 0.05
+    stim_amplitude: float = 1.0
+    pre_duration: float = 0.5
+    loops: int = 30
+    bias: float = 0.0
+    dt: float = DEFAULT_DT
+    max_rate: float = 500.0
+    checkpoint: str | None = None
+    checkpoint_every: int = 5
+    progress: bool = True
+    seed: int = 0
+    network: Network | None = field(default=None, repr=False)
+    """A network to train instead of building one from the settings (its size must match)."""
+
+    # ------------------------------------------------------------------ settings
+    def settings(self) -> dict[str, Any]:
+        """The settings as plain data (what a run saves)."""
+        out = {k: v for k, v in asdict(self).items() if k != "network"}
+        return out
+
+    def _check(self) -> None:
+        positive = ("tau_s", "lam", "update_every", "dt", "max_rate")
+        for name in positive:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise ConfigError(f"{name} must be positive", field=name, found=value,
+                                  expected="a number > 0")
+        for name in ("stim_duration", "pre_duration", "stim_amplitude"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
+                raise ConfigError(f"{name} must be >= 0", field=name, found=value,
+                                  expected="a number >= 0")
+        if not (isinstance(self.loops, (int, np.integer)) and self.loops >= 1):
+            raise ConfigError("loops must be a positive integer", field="loops",
+                              found=self.loops, expected=">= 1")
+        if self.form not in ("auto", "rate", "drive"):
+            raise ConfigError("unknown training form", field="form", found=self.form,
+                              expected="'auto', 'rate' or 'drive'")
+        if self.update_every < self.dt:
+            raise ConfigError("update_every is shorter than dt", field="update_every",
+                              found=self.update_every, expected=f">= dt ({self.dt})")
+        get_model(self.neuron_model)
+
+    # ------------------------------------------------------------------ targets
+    def _read_targets(self, targets: Any, time_unit: float) -> _Targets:
+        if isinstance(targets, xr.Dataset):
+            if "target_rate" in targets:
+                arr = targets["target_rate"].transpose("condition", "neuron", "time")
+                ids = [str(v) for v in targets["neuron"].values]
+                roles = [str(v) for v in targets["role"].values]
+                recorded = [str(v) for v in targets["recorded_unit"].values]
+            elif "rate" in targets:
+                arr = targets["rate"].transpose("condition", "unit", "time")
+                ids = [str(v) for v in targets["unit"].values]
+                roles, recorded = ["recorded"] * len(ids), list(ids)
+            else:
+                raise TargetError("the targets have no rate variable", field="targets",
+                                  found=list(targets.data_vars),
+                                  expected="'target_rate' (add_auxiliary) or 'rate' (make_targets)")
+            form = "rate"
+            values = to_model_rate(arr.values, time_unit)
+            cell_type = None
+            if "cell_type" in targets.coords and "unit" in targets["cell_type"].dims:
+                types = dict(zip([str(u) for u in targets["unit"].values],
+                                 [str(t) for t in targets["cell_type"].values]))
+                cell_type = [types.get(u, "") for u in recorded]
+        elif isinstance(targets, xr.DataArray):
+            if targets.attrs.get("kind") != "drive":
+                raise TargetError("a DataArray of targets must be drives", field="attrs['kind']",
+                                  found=targets.attrs.get("kind"), expected="'drive'")
+            arr = targets.transpose("condition", "neuron", "time")
+            ids = [str(v) for v in arr["neuron"].values]
+            roles, recorded, cell_type = ["target"] * len(ids), [""] * len(ids), None
+            form, values = "drive", np.asarray(arr.values, dtype=np.float64)
+        else:
+            raise TargetError("targets of an unknown type", field="targets",
+                              found=type(targets).__name__,
+                              expected="an xarray Dataset of rates or a DataArray of drives")
+        if self.form != "auto" and self.form != form:
+            raise ConfigError("the training form does not match the targets", field="form",
+                              found=self.form, expected=form)
+        if not np.all(np.isfinite(values)):
+            raise TargetError("targets contain NaN or infinite values", field="targets",
+                              found=int(np.sum(~np.isfinite(values))), expected="finite values")
+        time = np.asarray(arr["time"].values, dtype=np.float64)
+        if time.size < 2:
+            raise TargetError("targets need at least two time points", field="time",
+                              found=time.size, expected=">= 2")
+        return _Targets(form=form, conditions=[str(c) for c in arr["condition"].values],
+                        neuron_ids=ids, roles=roles, recorded_unit=recorded, cell_type=cell_type,
+                        time=time, values=values)
+
+    # ------------------------------------------------------------------ network
+    def _build_network(self, tg: _Targets) -> Network:
+        n = len(tg.neuron_ids)
+        rng = np.random.default_rng([self.seed, 1])
+        if self.network is not None:
+            if self.network.n_neurons != n:
+                raise ConfigError("the given network does not match the targets",
+                                  field="network", found=f"{self.network.n_neurons} neurons",
+                                  expected=f"{n} (one per target)")
+            return self.network.copy()
+        if self.dale:
+            exc = rng.random(n) < self.frac_exc
+            if tg.cell_type is not None:
+                known = np.array([r == "recorded" and bool(c) for r, c in zip(tg.roles, tg.cell_type)])
+                if known.any():
+                    exc[known] = excitatory_from_cell_types(
+                        [c for c, k in zip(tg.cell_type, known) if k], default=True)
+            return ei_network(n, p=self.p, J=self.J, g=self.g, tau_s=self.tau_s,
+                              k_plastic=self.k_plastic, excitatory=exc,
+                              neuron_model=self.neuron_model, seed=rng)
+        return gaussian_network(n, p=self.p, sigma=self.sigma, zero_row_sum=self.zero_row_sum,
+                                tau_s=self.tau_s, neuron_model=self.neuron_model, seed=rng)
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, targets: Any, *, resume: bool = True) -> "RLSFit":
+        """Train on ``targets``; returns self with ``network_``, ``history_`` and friends."""
+        self._check()
+        model = get_model(self.neuron_model if self.network is None else
+                          self.network.neuron_model)
+        tg = self._read_targets(targets, model.time_unit)
+        net = self._build_network(tg)
+        n = net.n_neurons
+        n_cond = len(tg.conditions)
+        rng = np.random.default_rng([self.seed, 2])
+        self.stimuli_ = rng.uniform(-self.stim_amplitude, self.stim_amplitude, size=(n_cond, n))
+        window = float(tg.time[-1] - tg.time[0])
+        steps_per_update = int(round(self.update_every / self.dt))
+        n_updates = int(window // (steps_per_update * self.dt))
+        if n_updates < 2:
+            raise TargetError("the targets are too short for the update interval",
+                              field="time", found=f"{window:g} s",
+                              expected=f">= 2 x update_every ({self.update_every} s)")
+        update_times = tg.time[0] + (np.arange(1, n_updates + 1) * steps_per_update * self.dt)
+        target_at = np.stack([
+            np.stack([np.interp(update_times, tg.time, tg.values[c, i]) for i in range(n)])
+            for c in range(n_cond)]).astype(np.float32)  # (condition, neuron, update)
+
+        packed, offsets = init_packed(net.plastic.indptr, self.lam)
+        frozen = np.zeros(net.plastic.nnz, dtype=bool)
+        weights0 = net.weights()
+        state = initial_state(net, [self.seed, 3])
+        history: dict[str, list[float]] = {k: [] for k in
+                                           ("pearson", "weight_change", "rate", "frozen")}
+        start_loop = 0
+        ckpt = Path(self.checkpoint) if self.checkpoint else None
+        fingerprint = self._fingerprint(tg)
+        if ckpt is not None and resume and ckpt.exists():
+            start_loop, state, history = self._load_checkpoint(ckpt, fingerprint, net, packed,
+                                                              frozen)
+
+        self.network_ = net
+        self.targets_ = tg
+        self.update_times_ = update_times
+        sim = Simulator(net, dt=self.dt, bias=self.bias, state=state)
+        neurons = np.arange(n, dtype=np.int64)
+        kmax = max(1, int(np.diff(net.plastic.indptr).max(initial=0)))
+        scratch_x = np.zeros((n, kmax), dtype=np.float32)
+        scratch_k = np.zeros((n, kmax), dtype=np.float32)
+        bias_arr = sim.bias.astype(np.float32)
+        rate_form = tg.form == "rate"
+        pre_steps = int(round(self.pre_duration / self.dt))
+        stim_steps = int(round(self.stim_duration / self.dt))
+        unit = net.neuron_model.time_unit
+        norm0 = float(sp.linalg.norm(weights0)) if weights0.nnz else 0.0
+
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.loops, initial=start_loop, desc="RLS training", unit="loop")
+        try:
+            for loop in range(start_loop, self.loops):
+                readout = np.zeros((n_cond, n, n_updates), dtype=np.float32)
+                spikes = 0
+                for c in range(n_cond):
+                    if pre_steps:
+                        sim.advance(pre_steps)
+                    if stim_steps:
+                        sim.advance(stim_steps, stimulus=self.stimuli_[c].astype(np.float32))
+                    for k in range(n_updates):
+                        spike_steps, _ = sim.advance(steps_per_update)
+                        spikes += spike_steps.size
+                        readout[c, :, k] = sim.r / unit if rate_form else sim.u
+                        rls_update(neurons, net.plastic.indptr, net.plastic.indices,
+                                   net.plastic.data, net.plastic_sign, frozen, packed, offsets,
+                                   sim.r, sim.u, bias_arr, target_at[c, :, k], rate_form,
+                                   np.float32(0.1), scratch_x, scratch_k)
+                        net.set_plastic_weights(net.plastic.data)
+                    self._check_divergence(sim, net, loop, tg.conditions[c])
+                rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)
+                if rate > self.max_rate:
+                    raise TrainingDiverged(
+                        "training produced runaway rates", field=f"loop {loop}",
+                        found=f"mean rate {rate:.0f} Hz", expected=f"<= max_rate ({self.max_rate} Hz)",
+                        hint="Increase lam (stronger regularisation), lengthen update_every, or "
+                        "lower J / stim_amplitude; the last checkpoint is kept",
+                    )
+                compare = target_at / unit if rate_form else target_at
+                history["pearson"].append(float(np.mean(_pearson_rows(readout, compare))))
+                change = float(sp.linalg.norm(net.weights() - weights0))
+                history["weight_change"].append(change / norm0 if norm0 > 0 else change)
+                history["rate"].append(float(rate))
+                history["frozen"].append(float(frozen.mean()) if frozen.size else 0.0)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(r=f"{history['pearson'][-1]:.3f}", rate=f"{rate:.1f}Hz")
+                if ckpt is not None and ((loop + 1) % self.checkpoint_every == 0
+                                         or loop + 1 == self.loops):
+                    self._save_checkpoint(ckpt, fingerprint, loop + 1, sim.state(), net,
+                                          packed, frozen, history)
+        finally:
+            if bar is not None:
+                bar.close()
+        self.frozen_ = frozen
+        self.final_state_ = sim.state()
+        self.initial_weights_ = weights0
+        self.history_ = xr.Dataset(
+            {
+                "pearson": ("loop", history["pearson"],
+                            {"long_name": "mean Pearson correlation with the targets"}),
+                "weight_change": ("loop", history["weight_change"],
+                                  {"long_name": "||W - W0|| / ||W0||" if norm0 > 0
+                                   else "||W - W0|| (W0 = 0)"}),
+                "rate": ("loop", history["rate"], {"long_name": "mean rate", "units": "Hz"}),
+                "frozen": ("loop", history["frozen"],
+                           {"long_name": "fraction of frozen (Dale) synapses"}),
+            },
+            coords={"loop": np.arange(1, len(history["pearson"]) + 1)},
+            attrs={"form": tg.form, "settings": json.dumps(self.settings(), default=str)},
+        )
+        return self
+
+    # ------------------------------------------------------------------ test runs
+    def run_trial(self, condition: int | str, *, seed: int, pre_duration: float = 0.0,
+                  precision: str = "float32") -> xr.Dataset:
+        """One test trial of the fitted network from fresh random initial conditions
+        (theta: θ0 uniform, r = u = 0): optional free run, the condition's stimulus, then the
+        training window. Returns the drive ``u`` and filtered trains ``r`` (Hz) of every neuron
+        at the update times, and the spikes, as a Dataset over (time, neuron)."""
+        tg, net = self.targets_, self.network_
+        c = tg.conditions.index(str(condition)) if not isinstance(condition, (int, np.integer)) \
+            else int(condition)
+        sim = Simulator(net, dt=self.dt, bias=self.bias, seed=seed, precision=precision)
+        if pre_duration > 0:
+            sim.advance(int(round(pre_duration / self.dt)))
+        stim_steps = int(round(self.stim_duration / self.dt))
+        if stim_steps:
+            sim.advance(stim_steps, stimulus=self.stimuli_[c].astype(sim.real))
+        steps = int(round(self.update_every / self.dt))
+        n_updates = self.update_times_.size
+        rec_idx = np.arange(net.n_neurons)
+        rec_u = np.zeros((n_updates, net.n_neurons), dtype=sim.real)
+        rec_r = np.zeros_like(rec_u)
+        spike_steps, spike_neurons = sim.advance(n_updates * steps, rec_every=steps,
+                                                 rec_idx=rec_idx, rec_u=rec_u, rec_r=rec_r)
+        unit = net.neuron_model.time_unit
+        return xr.Dataset(
+            {"u": (("time", "neuron"), rec_u, {"long_name": "synaptic drive"}),
+             "r": (("time", "neuron"), rec_r / unit, {"units": "Hz"}),
+             "spike_time": ("spike", self.update_times_[0] - self.update_every
+                            + (spike_steps + 1) * self.dt, {"units": "s"}),
+             "spike_neuron": ("spike", spike_neurons)},
+            coords={"time": ("time", self.update_times_, {"units": "s"}),
+                    "neuron": ("neuron", tg.neuron_ids)},
+            attrs={"condition": tg.conditions[c], "seed": seed},
+        )
+
+    def target_at_updates(self) -> np.ndarray:
+        """The targets at the update times, (condition, neuron, time): drives, or Hz."""
+        tg = self.targets_
+        values = np.stack([np.stack([np.interp(self.update_times_, tg.time, tg.values[c, i])
+                                     for i in range(tg.values.shape[1])])
+                           for c in range(tg.values.shape[0])])
+        if tg.form == "rate":
+            values = values / self.network_.neuron_model.time_unit
+        return values
+
+    # ------------------------------------------------------------------ helpers
+    def _check_divergence(self, sim: Simulator, net: Network, loop: int, condition: str) -> None:
+        bad = sim.check_finite()
+        bad_w = ~np.isfinite(net.plastic.data)
+        if bad.size or bad_w.any():
+            rows = np.unique(np.searchsorted(net.plastic.indptr, np.flatnonzero(bad_w),
+                                             side="right") - 1)
+            who = np.union1d(bad, rows)
+            raise TrainingDiverged(
+                "training diverged: NaN or infinite drive or weights",
+                field=f"loop {loop}, condition {condition}",
+                found=f"{who.size} neurons (first: {who[:8].tolist()})",
+                expected="finite values",
+                hint="Increase lam, lengthen update_every or lower dt; the last checkpoint is kept",
+            )
+
+    def _fingerprint(self, tg: _Targets) -> str:
+        settings = {k: v for k, v in self.settings().items()
+                    if k not in ("loops", "checkpoint", "checkpoint_every", "progress")}
+        digest = np.round(tg.values, 6).tobytes()
+        import hashlib
+
+        return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()
+                              + digest).hexdigest()[:16]
+
+    def _save_checkpoint(self, path: Path, fingerprint: str, loops_done: int, state: SimState,
+                         net: Network, packed: np.ndarray, frozen: np.ndarray,
+                         history: dict[str, list[float]]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, fingerprint=fingerprint, loops_done=loops_done,
+                         plastic=net.plastic.data, frozen=frozen, packed=packed,
+                         neuron=state.neuron, r=state.r, u=state.u, noise=state.noise,
+                         step=state.step, **{f"history_{k}": np.asarray(v)
+                                             for k, v in history.items()})
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def _load_checkpoint(self, path: Path, fingerprint: str, net: Network, packed: np.ndarray,
+                         frozen: np.ndarray):
+        try:
+            data = np.load(path)
+            found = str(data["fingerprint"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CortexfitError("the checkpoint cannot be read", file=path, field="checkpoint",
+                                 found=str(exc)[:200], expected="a cortexfit checkpoint (.npz)") \
+                from None
+        if found != fingerprint:
+            raise ConfigError(
+                "the checkpoint was made with other settings or targets", file=path,
+                field="checkpoint", found=found, expected=fingerprint,
+                hint="Use another checkpoint path, delete the old file, or pass resume=False",
+            )
+        net.set_plastic_weights(data["plastic"])
+        frozen[:] = data["frozen"]
+        packed[:] = data["packed"]
+        state = SimState(neuron=data["neuron"], r=data["r"], u=data["u"], noise=data["noise"],
+                         step=int(data["step"]))
+        history = {k: list(data[f"history_{k}"]) for k in ("pearson", "weight_change", "rate",
+                                                           "frozen")}
+        return int(data["loops_done"]), state, history
+
