@@ -23,3 +23,4 @@ test: $(STAMP)
 
 clean:
 	rm -rf $(VENV) reports/demo .pytest_cache
+	find cortexfit -name '*.nbi' -o -name '*.nbc' | xargs rm -f

@@ -19,6 +19,10 @@ amplitude) are in the model's input units (dimensionless for theta, mV for LIF).
 far below the 2 % rate tolerance even at 100 Hz) and fine enough for Euler-integrated
 Izhikevich neurons; the paper's own code used 1 ms with RK4, which ``dt=1e-3`` reproduces.
 
+**Numba cache.** The kernel is cached on disk (``cache=True``); numba re-compiles it when
+this file changes but not when a neuron model's ``step`` changes. After editing a step
+function, delete ``cortexfit/__pycache__/simulate._run-*`` (``make clean`` does).
+
 **State** is float32 (tests check rates against a float64 run). **Noise** comes from a
 counter-based generator (a hash of seed, step and neuron), so it is identical however the
 run is split into calls, and "frozen" noise is just the same noise seed on every trial.

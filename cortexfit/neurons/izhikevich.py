@@ -2,7 +2,16 @@
 
 ``dv/dt = 0.04 v² + 5 v + 140 - w + x``, ``dw/dt = a (b v - w)``; a spike when v >= 30 mV,
 then ``v = c``, ``w += d``. Time unit: 1 ms; x is the total input (bias, stimulus, noise,
-synaptic drive u) in the model's current units. Integration: forward Euler (dt << 1 ms).
+synaptic drive u) in the model's current units.
+
+Integration: forward Euler (dt << 1 ms), with the reset placed inside the step: the time
+at which v reaches 30 mV is interpolated linearly between the two ends of the step, the
+reset applied there and the rest of the step integrated from (c, w + d). Resetting at the
+end of the step instead locks every inter-spike interval to a whole number of steps: the
+f-I curve becomes a staircase (FS at dt = 0.1 ms: 526.3 Hz for every input from 36.1 to
+38, then a jump to 555.6 Hz) and the rates are biased low, the reset coming up to a whole
+step late (FS at x = 40: -8.5 % against dt -> 0; -5 % with the interpolated reset; RS
+-0.8 % and -0.5 %).
 """
 from __future__ import annotations
 
@@ -60,28 +69,55 @@ def init_state(n: int, rng: np.random.Generator, params: IzhikevichParams | None
     return state
 
 
-def rate(x, cell_type: str = "RS"):
-    """f-I curve in Hz, measured by simulation and tabulated (see :mod:`.fi_table`)."""
+def rate(x, cell_type: "str | IzhikevichParams" = "RS"):
+    """f-I curve in Hz, measured by simulation and tabulated (see :mod:`.fi_table`).
+
+    ``cell_type``: one type name, or the network's :class:`IzhikevichParams` (several
+    types: neuron ``i`` on the last axis of ``x`` has ``types()[i % len(types())]``)."""
     from .fi_table import izhikevich_rate
 
     return izhikevich_rate(x, cell_type)
 
 
+def rate_derivative(x, cell_type: "str | IzhikevichParams" = "RS"):
+    """Derivative of :func:`rate` (Hz per unit input), finite differences of the table."""
+    from .fi_table import izhikevich_rate_derivative
+
+    return izhikevich_rate_derivative(x, cell_type)
+
+
+@numba.njit(inline="always")
+def _derivatives(v, w, a, b, x):
+    dv = np.float32(0.04) * v * v + np.float32(5.0) * v + np.float32(140.0) - w + x
+    return dv, a * (b * v - w)
+
+
 @numba.njit(cache=True)
 def step(state, params, i, x, dt):
-    """Advance neuron ``i`` by ``dt`` ms under fixed input ``x``; True on a spike."""
+    """Advance neuron ``i`` by ``dt`` ms under fixed input ``x``; True on a spike.
+
+    Forward Euler; when v reaches the peak inside the step, the crossing time is
+    interpolated linearly, the reset applied there and the rest of the step integrated
+    from the reset state."""
+    a = params[0, i]
+    b = params[1, i]
     v = state[0, i]
     w = state[1, i]
-    dv = np.float32(0.04) * v * v + np.float32(5.0) * v + np.float32(140.0) - w + x
-    dw = params[0, i] * (params[1, i] * v - w)
-    v = v + dt * dv
-    w = w + dt * dw
-    if v >= np.float32(V_PEAK):
-        state[0, i] = params[2, i]
-        state[1, i] = w + params[3, i]
+    dv, dw = _derivatives(v, w, a, b, x)
+    v_next = v + dt * dv
+    if v_next >= np.float32(V_PEAK):  # (a NaN state does not spike: simulate reports it)
+        frac = np.float32(0.0)  # fraction of the step before the peak
+        if v < np.float32(V_PEAK):
+            frac = (np.float32(V_PEAK) - v) / (v_next - v)
+        w = w + frac * dt * dw + params[3, i]
+        v = params[2, i]
+        left = (np.float32(1.0) - frac) * dt
+        dv, dw = _derivatives(v, w, a, b, x)
+        state[0, i] = v + left * dv
+        state[1, i] = w + left * dw
         return True
-    state[0, i] = v
-    state[1, i] = w
+    state[0, i] = v_next
+    state[1, i] = w + dt * dw
     return False
 
 
@@ -93,5 +129,6 @@ MODEL = register(NeuronModel(
     params=IzhikevichParams(),
     init_state=init_state,
     rate=rate,
+    rate_derivative=rate_derivative,
     description="Izhikevich (2003) neurons: RS, IB, CH, FS, LTS or an equal mix",
 ))

@@ -6,7 +6,14 @@ stimulus, noise and synaptic drive u, all in mV of steady-state depolarisation).
 
 Integration is exact for an input held fixed over the step, including the threshold
 crossing inside the step: the neuron resets at the exact crossing time and integrates
-the rest of the step, so the firing rate has no time-step bias.
+the rest of the step, so the firing rate has no time-step bias. The refractory period may
+start and end inside a step too. One limit: a second crossing inside the same step (an
+interval shorter than dt, above 1 kHz at dt = 1 ms) is not resolved; that spike is lost
+and the neuron stays at reset.
+
+The paper writes ``dv/dt = -(v - I)/tau + u``; this is the same equation with
+``x = I - v_rest + tau u``: the input is expressed as the steady-state depolarisation it
+causes, and the f-I curve is a function of that one number.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from ..exceptions import ConfigError
 from .base import NeuronModel, register
 
 CODE = 1
@@ -31,6 +39,24 @@ class LIFParams:
     v_reset: float = -65.0
     t_ref: float = 0.0
 
+    def __post_init__(self) -> None:
+        values = {"tau": self.tau, "v_rest": self.v_rest, "v_thr": self.v_thr,
+                  "v_reset": self.v_reset, "t_ref": self.t_ref}
+        for name, value in values.items():
+            if not isinstance(value, (int, float, np.floating, np.integer)) \
+                    or not np.isfinite(value):
+                raise ConfigError("LIF parameter is not a finite number", field=name,
+                                  found=repr(value), expected="a finite number (mV or ms)")
+        if self.tau <= 0:
+            raise ConfigError("LIF time constant must be positive", field="tau",
+                              found=self.tau, expected="> 0 ms")
+        if self.t_ref < 0:
+            raise ConfigError("LIF refractory period must not be negative", field="t_ref",
+                              found=self.t_ref, expected=">= 0 ms")
+        if self.v_reset >= self.v_thr:
+            raise ConfigError("LIF reset must lie below the threshold", field="v_reset",
+                              found=self.v_reset, expected=f"< v_thr = {self.v_thr} mV")
+
     def as_array(self, n: int) -> np.ndarray:
         row = [self.tau, self.v_rest, self.v_thr, self.v_reset, self.t_ref]
         return np.repeat(np.array(row, dtype=float)[:, None], n, axis=1)
@@ -44,6 +70,11 @@ def init_state(n: int, rng: np.random.Generator, params: LIFParams | None = None
     return state
 
 
+def _period(v_inf: np.ndarray, p: LIFParams) -> np.ndarray:
+    """Inter-spike interval (ms) for ``v_inf > v_thr``."""
+    return p.t_ref + p.tau * np.log((v_inf - p.v_reset) / (v_inf - p.v_thr))
+
+
 def rate(x, params: LIFParams | None = None):
     """f-I curve in Hz: ``1 / (t_ref + tau ln((v_inf - v_reset) / (v_inf - v_thr)))`` for
     ``v_inf = v_rest + x`` above threshold, else 0."""
@@ -52,8 +83,24 @@ def rate(x, params: LIFParams | None = None):
     v_inf = p.v_rest + x
     out = np.zeros_like(v_inf)
     above = v_inf > p.v_thr
-    period = p.t_ref + p.tau * np.log((v_inf[above] - p.v_reset) / (v_inf[above] - p.v_thr))
-    out[above] = 1.0 / (period * TIME_UNIT)
+    out[above] = 1.0 / (_period(v_inf[above], p) * TIME_UNIT)
+    return out
+
+
+def rate_derivative(x, params: LIFParams | None = None):
+    """d rate / d x in Hz per mV: ``tau (v_thr - v_reset) / ((v_inf - v_reset)(v_inf - v_thr)
+    T²)`` with tau and the period T in seconds, above threshold; 0 at and below it (the
+    true derivative grows without bound as v_inf comes down to v_thr)."""
+    p = params or LIFParams()
+    x = np.asarray(x, dtype=float)
+    v_inf = p.v_rest + x
+    out = np.zeros_like(v_inf)
+    above = v_inf > p.v_thr
+    v = v_inf[above]
+    period = _period(v, p)  # ms
+    # dT/dx = -tau (v_thr - v_reset) / ((v - v_reset)(v - v_thr)); d(1/T)/dx = -dT/dx / T²
+    slope = p.tau * (p.v_thr - p.v_reset) / ((v - p.v_reset) * (v - p.v_thr)) / period ** 2
+    out[above] = slope / TIME_UNIT
     return out
 
 
@@ -73,7 +120,7 @@ def step(state, params, i, x, dt):
         state[1, i] = np.float32(0.0)
     v = state[0, i]
     v_next = v_inf + (v - v_inf) * np.exp(-remaining / tau)
-    if v_next < v_thr:
+    if not v_next >= v_thr:  # (so that a NaN state does not spike: simulate reports it)
         state[0, i] = v_next
         return False
     # crossing time inside the step, then reset and integrate what is left
@@ -101,5 +148,6 @@ MODEL = register(NeuronModel(
     params=LIFParams(),
     init_state=init_state,
     rate=rate,
+    rate_derivative=rate_derivative,
     description="leaky integrate-and-fire, tau = 10 ms, threshold -50 mV, reset -65 mV",
 ))

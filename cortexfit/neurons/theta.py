@@ -56,12 +56,13 @@ def rate_smooth_derivative(x, c: float = SMOOTH_C):
     return logistic / (2.0 * np.pi * np.sqrt(softplus))
 
 
-def rate_hz(x, smooth: bool = False):
-    """The f-I curve in Hz (spikes per second)."""
+def rate_hz(x, params=None, *, smooth: bool = False):
+    """The f-I curve in Hz (spikes per second). ``params`` (a :class:`ThetaParams`) is
+    accepted for the common model interface; the theta neuron has no parameters."""
     return (rate_smooth(x) if smooth else rate_sharp(x)) / TAU
 
 
-def rate_derivative_hz(x, smooth: bool = False):
+def rate_derivative_hz(x, params=None, *, smooth: bool = False):
     """Derivative of :func:`rate_hz` with respect to the input, Hz per unit input."""
     return (rate_smooth_derivative(x) if smooth else rate_sharp_derivative(x)) / TAU
 
