@@ -108,6 +108,7 @@ class RLSFit:
     pre_duration : free dynamics before each stimulus, s (ours: 0.5; the authors' code 1 s).
     loops : training loops over all conditions (paper: 30).
     bias : constant external input to every neuron (model units; the paper: 0).
+    fi_smoothing : c of the smooth f-I curve used by rate training (the paper: 0.1).
     dt : simulation step, s.
     max_rate : a loop whose mean rate exceeds this (Hz) has diverged.
     checkpoint, checkpoint_every : NPZ path and interval (loops) for checkpoints; an existing
@@ -134,6 +135,7 @@ class RLSFit:
     pre_duration: float = 0.5
     loops: int = 30
     bias: float = 0.0
+    fi_smoothing: float = 0.1
     dt: float = DEFAULT_DT
     max_rate: float = 500.0
     checkpoint: str | None = None
@@ -317,7 +319,7 @@ class RLSFit:
                         rls_update(neurons, net.plastic.indptr, net.plastic.indices,
                                    net.plastic.data, net.plastic_sign, frozen, packed, offsets,
                                    sim.r, sim.u, bias_arr, target_at[c, :, k], rate_form,
-                                   np.float32(0.1), scratch_x, scratch_k)
+                                   np.float32(self.fi_smoothing), scratch_x, scratch_k)
                         net.set_plastic_weights(net.plastic.data)
                     self._check_divergence(sim, net, loop, tg.conditions[c])
                 rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)
@@ -407,6 +409,90 @@ class RLSFit:
         if tg.form == "rate":
             values = values / self.network_.neuron_model.time_unit
         return values
+
+    # ------------------------------------------------------------------ save / load
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted network to one NPZ file (readable with numpy alone: sparse
+        weights as CSR arrays, labels as strings, settings and history as JSON / arrays)."""
+        if not hasattr(self, "network_"):
+            raise ConfigError("nothing to save: the model is not fitted", field="network_",
+                              found="no fitted network", expected="call fit() first")
+        net, tg = self.network_, self.targets_
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        arrays = {
+            "format_version": _FORMAT_VERSION,
+            "settings": json.dumps(self.settings(), default=str),
+            "neuron_model": net.neuron_model.name,
+            "model_params": json.dumps(asdict(net.params) if hasattr(net.params, "__dataclass_fields__")
+                                       else {}, default=str),
+            "tau_s": net.tau_s,
+            "excitatory": net.excitatory if net.excitatory is not None else np.zeros(0, bool),
+            "static_indptr": net.static.indptr, "static_indices": net.static.indices,
+            "static_data": net.static.data,
+            "plastic_indptr": net.plastic.indptr, "plastic_indices": net.plastic.indices,
+            "plastic_data": net.plastic.data, "plastic_sign": net.plastic_sign,
+            "frozen": self.frozen_,
+            "initial_weights_indptr": self.initial_weights_.indptr,
+            "initial_weights_indices": self.initial_weights_.indices,
+            "initial_weights_data": self.initial_weights_.data,
+            "form": tg.form, "conditions": np.array(tg.conditions, dtype=str),
+            "neuron_ids": np.array(tg.neuron_ids, dtype=str),
+            "roles": np.array(tg.roles, dtype=str),
+            "recorded_unit": np.array(tg.recorded_unit, dtype=str),
+            "target_time": tg.time, "target_values": tg.values,
+            "stimuli": self.stimuli_, "update_times": self.update_times_,
+            **{f"history_{name}": self.history_[name].values for name in self.history_.data_vars},
+        }
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "RLSFit":
+        """Read a model written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = np.load(path, allow_pickle=False)
+            version = int(data["format_version"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise CortexfitError("not a saved cortexfit model", file=path, field="format_version",
+                                 found=str(exc)[:200], expected="an NPZ written by RLSFit.save") \
+                from None
+        if version != _FORMAT_VERSION:
+            raise ConfigError("unsupported model file version", file=path, field="format_version",
+                              found=version, expected=_FORMAT_VERSION)
+        settings = json.loads(str(data["settings"]))
+        est = cls(**{k: v for k, v in settings.items() if k in cls.__dataclass_fields__})
+        model = get_model(str(data["neuron_model"]))
+        n = data["neuron_ids"].size
+        params_json = json.loads(str(data["model_params"]))
+        params = type(model.params)(**{k: tuple(v) if isinstance(v, list) else v
+                                       for k, v in params_json.items()}) if params_json else None
+
+        def csr(prefix: str) -> sp.csr_array:
+            return sp.csr_array((data[f"{prefix}_data"], data[f"{prefix}_indices"],
+                                 data[f"{prefix}_indptr"]), shape=(n, n))
+
+        exc = data["excitatory"]
+        est.network_ = Network(neuron_model=model, static=csr("static"), plastic=csr("plastic"),
+                               plastic_sign=data["plastic_sign"], tau_s=float(data["tau_s"]),
+                               excitatory=exc if exc.size else None, model_params=params)
+        est.frozen_ = data["frozen"]
+        est.initial_weights_ = csr("initial_weights")
+        est.targets_ = _Targets(
+            form=str(data["form"]), conditions=[str(c) for c in data["conditions"]],
+            neuron_ids=[str(c) for c in data["neuron_ids"]], roles=[str(c) for c in data["roles"]],
+            recorded_unit=[str(c) for c in data["recorded_unit"]], cell_type=None,
+            time=data["target_time"], values=data["target_values"])
+        est.stimuli_ = data["stimuli"]
+        est.update_times_ = data["update_times"]
+        names = [k[len("history_"):] for k in data.files if k.startswith("history_")]
+        est.history_ = xr.Dataset({name: ("loop", data[f"history_{name}"]) for name in names},
+                                  coords={"loop": np.arange(1, data["history_pearson"].size + 1)})
+        return est
 
     # ------------------------------------------------------------------ helpers
     def _check_divergence(self, sim: Simulator, net: Network, loop: int, condition: str) -> None:

@@ -1,0 +1,157 @@
+"""The RLS trainer: the paper's experiments at small size, checkpoints, divergence, files."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cortexfit.exceptions import ConfigError, TrainingDiverged
+from cortexfit.fit import RLSFit, _pearson_rows
+from cortexfit.network import ei_network, gaussian_network
+from cortexfit.simulate import simulate
+
+DT = 1e-3  # the authors' own step (RK4 at 0.1 tau): keeps these tests fast
+
+
+def sine_targets(n, n_cond=1, seed=0, duration=1.0):
+    """Figure 1 targets: A sin(2 pi (t - T0) / T1), A ~ U[0.5, 1.5], T0 ~ U[0, 1] s,
+    T1 ~ U[0.3, 1] s, one per neuron and condition."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0, duration + 1e-9, 0.001)
+    amp = rng.uniform(0.5, 1.5, (n_cond, n, 1))
+    t0 = rng.uniform(0, 1, (n_cond, n, 1))
+    t1 = rng.uniform(0.3, 1.0, (n_cond, n, 1))
+    values = amp * np.sin(2 * np.pi * (t - t0) / t1)
+    return xr.DataArray(values, dims=("condition", "neuron", "time"),
+                        coords={"condition": [f"c{k}" for k in range(n_cond)],
+                                "neuron": [str(i) for i in range(n)], "time": t},
+                        attrs={"kind": "drive"})
+
+
+def test_input_validation():
+    with pytest.raises(ConfigError, match="lam"):
+        RLSFit(lam=0).fit(sine_targets(10))
+    with pytest.raises(ConfigError, match="form"):
+        RLSFit(form="rate", progress=False).fit(sine_targets(10))
+    with pytest.raises(ConfigError, match="neuron_model"):
+        RLSFit(neuron_model="hh", progress=False).fit(sine_targets(10))
+
+
+@pytest.fixture(scope="module")
+def figure1():
+    targets = sine_targets(200)
+    net = gaussian_network(200, p=0.3, sigma=4.0, tau_s=0.02, seed=1)
+    est = RLSFit(network=net, lam=1.0, update_every=0.002, loops=10, dt=DT, progress=False,
+                 seed=0).fit(targets)
+    return est
+
+
+def test_figure1_drive_learned_and_recalled_from_fresh_initial_conditions(figure1):
+    est = figure1
+    history = est.history_
+    assert history["pearson"].values[-1] > history["pearson"].values[0]
+    targets = est.target_at_updates()[0]
+    scores = [_pearson_rows(est.run_trial(0, seed=seed)["u"].values.T, targets).mean()
+              for seed in (101, 102)]
+    assert min(scores) >= 0.9, scores
+    assert history["weight_change"].values[-1] > 0.1
+    assert set(history.data_vars) >= {"pearson", "weight_change", "rate", "frozen"}
+
+
+def test_save_and_load_give_the_same_network(figure1, tmp_path):
+    path = figure1.save(tmp_path / "model.npz")
+    raw = np.load(path)  # readable with numpy alone
+    assert raw["plastic_data"].size == figure1.network_.plastic.nnz
+    back = RLSFit.load(path)
+    np.testing.assert_array_equal(back.network_.dense(), figure1.network_.dense())
+    np.testing.assert_array_equal(back.stimuli_, figure1.stimuli_)
+    a = figure1.run_trial(0, seed=5)
+    b = back.run_trial(0, seed=5)
+    np.testing.assert_array_equal(a["spike_neuron"].values, b["spike_neuron"].values)
+    with pytest.raises(Exception, match="not a saved cortexfit model"):
+        (tmp_path / "junk.npz").write_text("x")
+        RLSFit.load(tmp_path / "junk.npz")
+
+
+def test_figure4_dale_network_learns_its_innate_trajectories():
+    n = 400
+    net = ei_network(n, p=0.1, J=6.0, g=5.0, tau_s=0.06, seed=0)
+    before_weights = net.weights().toarray()
+    innate = simulate(net, 4.0, bias=0.5, seed=1, dt=DT, record=("u",), record_every=DT)
+    drive = innate.traces["u"].values[2999:].T  # the 1 s after 3 s of free running
+    targets = xr.DataArray(drive[None], dims=("condition", "neuron", "time"),
+                           coords={"condition": ["innate"], "neuron": [str(i) for i in range(n)],
+                                   "time": np.arange(drive.shape[1]) * DT},
+                           attrs={"kind": "drive"})
+    settings = dict(lam=10.0, update_every=0.01, bias=0.5, dt=DT, stim_duration=0.1,
+                    progress=False, seed=0)
+    trained = RLSFit(network=net, loops=20, **settings).fit(targets)
+    untrained = RLSFit(network=net, loops=1, **settings).fit(targets)
+    untrained.network_ = net  # same stimulus and targets, initial weights
+
+    def evoked(est):
+        runs = np.stack([est.run_trial(0, seed=s)["u"].values for s in range(10, 16)])
+        goal = est.target_at_updates()[0]
+        corr = np.mean([_pearson_rows(run.T, goal).mean() for run in runs])
+        return runs.std(axis=0).mean(), corr
+
+    sd_before, corr_before = evoked(untrained)
+    sd_after, corr_after = evoked(trained)
+    assert sd_after < 0.75 * sd_before  # trial-to-trial variability drops
+    assert corr_after > corr_before + 0.2
+    after_weights = trained.network_.weights().toarray()
+    assert trained.network_.check_dale()
+    assert np.all(np.sign(after_weights) * np.sign(before_weights) >= 0), "a sign flipped"
+    assert trained.history_["frozen"].values[-1] > 0  # the guard was exercised
+
+
+def test_a_resumed_run_ends_with_the_same_weights(tmp_path):
+    targets = sine_targets(60, n_cond=2, seed=3, duration=0.3)
+    settings = dict(dale=False, p=0.3, sigma=2.0, tau_s=0.02, loops=4, dt=DT, progress=False,
+                    seed=4, pre_duration=0.1)
+    whole = RLSFit(**settings).fit(targets)
+    ckpt = tmp_path / "run.ckpt.npz"
+    first = RLSFit(**{**settings, "loops": 2}, checkpoint=str(ckpt), checkpoint_every=1)
+    first.fit(targets)  # "killed" after two loops: its checkpoint holds loop 2
+    resumed = RLSFit(**settings, checkpoint=str(ckpt), checkpoint_every=1).fit(targets)
+    np.testing.assert_array_equal(resumed.network_.plastic.data, whole.network_.plastic.data)
+    np.testing.assert_allclose(resumed.history_["pearson"].values, whole.history_["pearson"].values)
+    other = RLSFit(**{**settings, "lam": 3.0}, checkpoint=str(ckpt))
+    with pytest.raises(ConfigError, match="other settings"):
+        other.fit(targets)
+
+
+def test_runaway_rates_stop_training_with_a_clear_error():
+    targets = sine_targets(40, duration=0.3) * 1e4  # unreachable drives
+    targets.attrs["kind"] = "drive"
+    est = RLSFit(dale=False, p=0.5, sigma=1.0, tau_s=0.02, lam=1e-6, loops=6, dt=DT,
+                 progress=False, max_rate=300.0, pre_duration=0.05)
+    with pytest.raises(TrainingDiverged) as err:
+        est.fit(targets)
+    message = str(err.value)
+    assert "loop 0" in message and "max_rate" in message and "Increase lam" in message
+
+
+def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path, monkeypatch):
+    import cortexfit.fit as fit_module
+
+    real_update = fit_module.rls_update
+    calls = {"n": 0}
+    n_updates_per_loop = 150  # 0.3 s window / 2 ms
+
+    def poisoned(*args):
+        calls["n"] += 1
+        out = real_update(*args)
+        if calls["n"] == 2 * n_updates_per_loop + 10:  # during the third loop
+            args[3][args[1][7]] = np.nan  # a plastic weight of neuron 7
+        return out
+
+    monkeypatch.setattr(fit_module, "rls_update", poisoned)
+    ckpt = tmp_path / "run.npz"
+    est = RLSFit(dale=False, p=0.3, sigma=2.0, tau_s=0.02, loops=5, dt=DT, progress=False,
+                 checkpoint=str(ckpt), checkpoint_every=1, pre_duration=0.05)
+    with pytest.raises(TrainingDiverged) as err:
+        est.fit(sine_targets(40, duration=0.3))
+    assert "loop 2" in str(err.value) and "7" in str(err.value)
+    saved = np.load(ckpt)
+    assert int(saved["loops_done"]) == 2 and np.all(np.isfinite(saved["plastic"]))

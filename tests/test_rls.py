@@ -1,0 +1,90 @@
+"""The fused float32 RLS kernel against its plain float64 reference."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortexfit.network import ei_network, gaussian_network
+from cortexfit.rls import init_packed, rls_update, rls_update_reference, unpack
+
+
+def _run_both(net, rate_form, n_steps=40, seed=0):
+    pl = net.plastic
+    n = net.n_neurons
+    rng = np.random.default_rng(seed)
+    packed, offsets = init_packed(pl.indptr, 2.0)
+    dense = [np.eye(k) / 2.0 for k in np.diff(pl.indptr)]
+    w32, w64 = pl.data.copy(), pl.data.astype(float).copy()
+    fz32, fz64 = np.zeros(pl.nnz, bool), np.zeros(pl.nnz, bool)
+    u32, u64 = np.zeros(n, np.float32), np.zeros(n)
+    kmax = int(np.diff(pl.indptr).max())
+    sx, sk = np.zeros((n, kmax), np.float32), np.zeros((n, kmax), np.float32)
+    neurons = np.arange(n)
+    bias = np.full(n, 0.3, np.float32)
+    frozen_counts = []
+    for _ in range(n_steps):
+        r = rng.uniform(0, 0.5, n).astype(np.float32)
+        target = (rng.uniform(0, 0.3, n) if rate_form else rng.normal(0, 1, n)).astype(np.float32)
+        a = rls_update(neurons, pl.indptr, pl.indices, w32, net.plastic_sign, fz32, packed,
+                       offsets, r, u32, bias, target, rate_form, np.float32(0.1), sx, sk)
+        b = rls_update_reference(neurons, pl.indptr, pl.indices, w64, net.plastic_sign, fz64,
+                                 dense, r.astype(float), u64, bias.astype(float),
+                                 target.astype(float), rate_form)
+        frozen_counts.append((a, b))
+    return dict(w32=w32, w64=w64, fz32=fz32, fz64=fz64, u32=u32, u64=u64, packed=packed,
+                offsets=offsets, dense=dense, counts=frozen_counts, net=net)
+
+
+@pytest.mark.parametrize("rate_form", [False, True])
+def test_fused_kernel_agrees_with_the_reference(rate_form):
+    out = _run_both(ei_network(150, p=0.3, J=1.0, seed=0), rate_form)
+    scale = np.abs(out["w64"]).max()
+    np.testing.assert_allclose(out["w32"], out["w64"], atol=2e-5 * scale)
+    np.testing.assert_array_equal(out["fz32"], out["fz64"])
+    np.testing.assert_allclose(out["u32"], out["u64"], atol=2e-5 * max(1, np.abs(out["u64"]).max()))
+    indptr = out["net"].plastic.indptr
+    for i in (0, 77, 149):
+        k = indptr[i + 1] - indptr[i]
+        block = out["packed"][out["offsets"][i]:out["offsets"][i + 1]]
+        np.testing.assert_allclose(unpack(block, k), out["dense"][i], atol=1e-5)
+    assert [a for a, _ in out["counts"]] == [b for _, b in out["counts"]]
+
+
+def test_dale_guard_freezes_and_never_flips_a_sign():
+    net = ei_network(150, p=0.3, J=0.05, seed=2)  # weak weights: updates try to flip them
+    before = net.plastic.data.copy()
+    out = _run_both(net, rate_form=False, n_steps=60)
+    after = out["w32"]
+    assert out["fz32"].sum() > 0, "the test should provoke sign flips"
+    assert np.all(np.sign(after[before != 0]) * np.sign(before[before != 0]) >= 0)
+    # frozen synapses keep the value they had when frozen: never changed again
+    net.set_plastic_weights(after)
+    assert net.check_dale()
+
+
+def test_unconstrained_synapses_are_never_frozen():
+    out = _run_both(gaussian_network(100, p=0.3, sigma=0.1, seed=0), rate_form=False)
+    assert out["fz32"].sum() == 0
+
+
+def test_recursive_least_squares_solves_a_static_regression():
+    """Fed a fixed linear problem, RLS converges to the least-squares weights."""
+    net = gaussian_network(30, p=1.0, sigma=0.0, seed=0)
+    pl = net.plastic
+    rng = np.random.default_rng(3)
+    true = rng.normal(size=pl.nnz).astype(np.float32)
+    packed, offsets = init_packed(pl.indptr, 1e-3)
+    kmax = int(np.diff(pl.indptr).max())
+    sx, sk = np.zeros((30, kmax), np.float32), np.zeros((30, kmax), np.float32)
+    frozen = np.zeros(pl.nnz, bool)
+    weights = np.zeros(pl.nnz, np.float32)
+    for _ in range(400):
+        r = rng.uniform(0, 1, 30).astype(np.float32)
+        target = np.array([true[pl.indptr[i]:pl.indptr[i + 1]] @ r[pl.indices[pl.indptr[i]:pl.indptr[i + 1]]]
+                           for i in range(30)], dtype=np.float32)
+        u = np.array([weights[pl.indptr[i]:pl.indptr[i + 1]] @ r[pl.indices[pl.indptr[i]:pl.indptr[i + 1]]]
+                      for i in range(30)], dtype=np.float32)
+        rls_update(np.arange(30), pl.indptr, pl.indices, weights, net.plastic_sign, frozen,
+                   packed, offsets, r, u, np.zeros(30, np.float32), target, False,
+                   np.float32(0.1), sx, sk)
+    np.testing.assert_allclose(weights, true, atol=2e-2)
