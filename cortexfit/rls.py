@@ -95,18 +95,21 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
     for a in range(k_in):
         x[a] = zero if frozen[start + a] else gain * r[indices[start + a]]
         kv[a] = zero
-    # k = P x over the packed upper triangle: row a holds P[a, a:]
+    # k = P x over the packed upper triangle: row a holds P[a, a:]. The loops run over
+    # slice views (not computed indices): LLVM then proves them alias-free and vectorises.
     pos = offsets[i]
     for a in range(k_in):
+        m = k_in - a
         xa = x[a]
-        row = packed[pos:pos + (k_in - a)]
-        acc = zero
-        for b in range(k_in - a):
-            acc += row[b] * x[a + b]
-        for b in range(1, k_in - a):
-            kv[a + b] += row[b] * xa
+        acc = packed[pos] * xa
+        row = packed[pos + 1:pos + m]
+        x_tail = x[a + 1:k_in]
+        k_tail = kv[a + 1:k_in]
+        for b in range(m - 1):
+            acc += row[b] * x_tail[b]
+            k_tail[b] += row[b] * xa
         kv[a] += acc
-        pos += k_in - a
+        pos += m
     denom = one
     for a in range(k_in):
         denom += x[a] * kv[a]
@@ -114,11 +117,13 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
     # P -= c k k^T
     pos = offsets[i]
     for a in range(k_in):
+        m = k_in - a
         cka = c * kv[a]
-        row = packed[pos:pos + (k_in - a)]
-        for b in range(k_in - a):
-            row[b] -= cka * kv[a + b]
-        pos += k_in - a
+        row = packed[pos:pos + m]
+        k_row = kv[a:k_in]
+        for b in range(m):
+            row[b] -= cka * k_row[b]
+        pos += m
     # w -= c e k, with the Dale guard; the drive follows the weight change
     n_new = 0
     du = zero
