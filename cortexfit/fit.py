@@ -109,6 +109,8 @@ class RLSFit:
     loops : training loops over all conditions (paper: 30).
     bias : constant external input to every neuron (model units; the paper: 0).
     fi_smoothing : c of the smooth f-I curve used by rate training (the paper: 0.1).
+    rate_gate : rate training updates neuron i only while ``u_i + I_i > rate_gate`` (the
+        paper: 0, "suprathreshold"); None trains always.
     dt : simulation step, s.
     max_rate : a loop whose mean rate exceeds this (Hz) has diverged.
     checkpoint, checkpoint_every : NPZ path and interval (loops) for checkpoints; an existing
@@ -136,6 +138,7 @@ class RLSFit:
     loops: int = 30
     bias: float = 0.0
     fi_smoothing: float = 0.1
+    rate_gate: float | None = 0.0
     dt: float = DEFAULT_DT
     max_rate: float = 500.0
     checkpoint: str | None = None
@@ -319,7 +322,8 @@ class RLSFit:
                         rls_update(neurons, net.plastic.indptr, net.plastic.indices,
                                    net.plastic.data, net.plastic_sign, frozen, packed, offsets,
                                    sim.r, sim.u, bias_arr, target_at[c, :, k], rate_form,
-                                   np.float32(self.fi_smoothing), scratch_x, scratch_k)
+                                   np.float32(self.fi_smoothing), scratch_x, scratch_k,
+                                   gate=-np.inf if self.rate_gate is None else self.rate_gate)
                         net.set_plastic_weights(net.plastic.data)
                     self._check_divergence(sim, net, loop, tg.conditions[c])
                 rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)

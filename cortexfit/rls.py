@@ -71,7 +71,7 @@ _FAST = {"reassoc", "contract"}  # vectorise the reductions; NaN / inf semantics
 
 @numba.njit(cache=True, fastmath=_FAST)
 def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
-                r, u, bias, target, rate_form, smooth_c, x, kv):
+                r, u, bias, target, rate_form, smooth_c, gate, x, kv):
     """The fused RLS step of one neuron; returns the number of newly frozen synapses."""
     zero = np.float32(0.0)
     one = np.float32(1.0)
@@ -82,8 +82,8 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
     # error and regressor
     if rate_form:
         total = u[i] + bias[i]
-        if total <= zero:
-            return 0  # train only while the input is suprathreshold
+        if total <= gate:
+            return 0  # the paper: train only while the input is suprathreshold (gate = 0)
         z = total / smooth_c
         softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
         root = np.sqrt(softplus)
@@ -147,22 +147,22 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
 
 @numba.njit(cache=True, parallel=True)
 def _update_parallel(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
-                     r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+                     r, u, bias, target, rate_form, smooth_c, gate, scratch_x, scratch_k):
     n_new = 0
     for m in numba.prange(neurons.shape[0]):
         n_new += _update_one(m, neurons[m], indptr, indices, weights, sign, frozen, packed,
-                             offsets, r, u, bias, target, rate_form, smooth_c, scratch_x[m],
+                             offsets, r, u, bias, target, rate_form, smooth_c, gate, scratch_x[m],
                              scratch_k[m])
     return n_new
 
 
 @numba.njit(cache=True)
 def _update_serial(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
-                   r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+                   r, u, bias, target, rate_form, smooth_c, gate, scratch_x, scratch_k):
     n_new = 0
     for m in range(neurons.shape[0]):
         n_new += _update_one(m, neurons[m], indptr, indices, weights, sign, frozen, packed,
-                             offsets, r, u, bias, target, rate_form, smooth_c, scratch_x[m],
+                             offsets, r, u, bias, target, rate_form, smooth_c, gate, scratch_x[m],
                              scratch_k[m])
     return n_new
 
@@ -173,7 +173,7 @@ barrier per update would cost more than it saves."""
 
 
 def rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
-               r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k):
+               r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k, gate=0.0):
     """One RLS step for every neuron in ``neurons`` (in place). float32 throughout.
 
     ``indptr/indices/weights/sign/frozen``: the plastic in-lists (CSR over all neurons),
@@ -181,15 +181,17 @@ def rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
     change), ``bias``: each neuron's external input I_i (rate form), ``target``: one target
     per neuron in ``neurons`` (drive, or rate in spikes per model time unit).
     ``scratch_x``, ``scratch_k``: buffers of shape ``(len(neurons), max_K)``.
-    Returns the number of synapses newly frozen. Parallel over neurons when P is large.
+    ``gate``: rate form only, neuron i is updated only while ``u_i + I_i > gate`` (the
+    paper: 0; ``-inf`` trains always). Returns the number of synapses newly frozen.
+    Parallel over neurons when P is large.
     """
     kernel = _update_parallel if packed.nbytes >= PARALLEL_MIN_BYTES else _update_serial
     return kernel(neurons, indptr, indices, weights, sign, frozen, packed, offsets,
-                  r, u, bias, target, rate_form, smooth_c, scratch_x, scratch_k)
+                  r, u, bias, target, rate_form, smooth_c, np.float32(gate), scratch_x, scratch_k)
 
 
 def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dense,
-                         r, u, bias, target, rate_form, smooth_c=0.1):
+                         r, u, bias, target, rate_form, smooth_c=0.1, gate=0.0):
     """The same update as :func:`rls_update`, written plainly in float64 with one dense P
     per neuron (``p_dense[i]`` a K_i x K_i array). Modifies its arguments in place."""
     n_new = 0
@@ -200,7 +202,7 @@ def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dens
             continue
         if rate_form:
             total = u[i] + bias[i]
-            if total <= 0:
+            if total <= gate:
                 continue
             softplus = smooth_c * np.logaddexp(0.0, total / smooth_c)
             phi = np.sqrt(softplus) / np.pi

@@ -181,6 +181,7 @@ def _run(model, state, params, r, u, noise_state,
     n = r.shape[0]
     capacity = spike_step.shape[0]
     spiked = np.empty(n, dtype=np.bool_)
+    xs = np.empty(n, dtype=r.dtype)
     n_rec = rec_idx.shape[0]
     sqrt_dt = np.float32(np.sqrt(dt))
     for k in range(n_steps):
@@ -188,22 +189,29 @@ def _run(model, state, params, r, u, noise_state,
             return k, n_spikes
         step = step0 + k
         stim_active = stim_on <= step < stim_off
+        # one loop per task, with the branches outside: the neuron loop then vectorises
         for i in range(n):
-            x = u[i] + bias[i]
-            if stim_active:
-                x += stim_amp[i]
-            if noise_kind == 1:
-                x += noise_sigma * np.float32(_normal(noise_seed, step, i)) / sqrt_dt
-            elif noise_kind == 2:
+            xs[i] = u[i] + bias[i]
+        if stim_active:
+            for i in range(n):
+                xs[i] += stim_amp[i]
+        if noise_kind == 1:
+            for i in range(n):
+                xs[i] += noise_sigma * np.float32(_normal(noise_seed, step, i)) / sqrt_dt
+        elif noise_kind == 2:
+            for i in range(n):
                 noise_state[i] = noise_decay * noise_state[i] + noise_sigma * np.float32(
                     np.sqrt(1.0 - noise_decay * noise_decay) * _normal(noise_seed, step, i))
-                x += noise_state[i]
-            if model == 0:
-                spiked[i] = theta.step(state, params, i, x, dt)
-            elif model == 1:
-                spiked[i] = lif.step(state, params, i, x, dt)
-            else:
-                spiked[i] = izhikevich.step(state, params, i, x, dt)
+                xs[i] += noise_state[i]
+        if model == 0:
+            for i in range(n):
+                spiked[i] = theta.step(state, params, i, xs[i], dt)
+        elif model == 1:
+            for i in range(n):
+                spiked[i] = lif.step(state, params, i, xs[i], dt)
+        else:
+            for i in range(n):
+                spiked[i] = izhikevich.step(state, params, i, xs[i], dt)
         for i in range(n):
             r[i] *= decay
             u[i] *= decay
