@@ -139,9 +139,9 @@ def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path,
     calls = {"n": 0}
     n_updates_per_loop = 150  # 0.3 s window / 2 ms
 
-    def poisoned(*args):
+    def poisoned(*args, **kwargs):
         calls["n"] += 1
-        out = real_update(*args)
+        out = real_update(*args, **kwargs)
         if calls["n"] == 2 * n_updates_per_loop + 10:  # during the third loop
             args[3][args[1][7]] = np.nan  # a plastic weight of neuron 7
         return out
