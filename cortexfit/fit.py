@@ -111,6 +111,12 @@ class RLSFit:
     fi_smoothing : c of the smooth f-I curve used by rate training (the paper: 0.1).
     rate_gate : rate training updates neuron i only while ``u_i + I_i > rate_gate`` (the
         paper: 0, "suprathreshold"); None trains always.
+    compensate_filter : rate form only. The filtered spike train r (the paper's readout) is
+        the rate passed through an exponential filter, so it lags the rate by ~tau_s (a 46
+        degree phase lag for a 300 ms sine at tau_s = 50 ms). With True, RLS aims the rate
+        phi(u + I) at ``f + tau_s df/dt`` (clipped at 0) so that r itself follows f. Off by
+        default (the paper); use it when r is the readout, not when model rates are made from
+        spikes with a symmetric kernel (as :mod:`cortexfit.evaluate` does).
     dt : simulation step, s.
     max_rate : a loop whose mean rate exceeds this (Hz) has diverged.
     checkpoint, checkpoint_every : NPZ path and interval (loops) for checkpoints; an existing
@@ -139,6 +145,7 @@ class RLSFit:
     bias: float = 0.0
     fi_smoothing: float = 0.1
     rate_gate: float | None = 0.0
+    compensate_filter: bool = False
     dt: float = DEFAULT_DT
     max_rate: float = 500.0
     checkpoint: str | None = None
@@ -147,6 +154,26 @@ class RLSFit:
     seed: int = 0
     network: Network | None = field(default=None, repr=False)
     """A network to train instead of building one from the settings (its size must match)."""
+
+    # ------------------------------------------------------------------ presets
+    @classmethod
+    def for_recordings(cls, **overrides: Any) -> "RLSFit":
+        """Settings for fitting trial-averaged rates of recorded neurons (with auxiliary
+        neurons), measured to fit better than the paper's defaults on the embedded synthetic
+        recording: the Gaussian network of the paper's Figure 5 (p = 0.3, sigma = 1,
+        tau_s = 50 ms), updates every 2 ms for 30 loops, and two changes to rate training:
+        no suprathreshold gate (a silent neuron could otherwise never learn to fire) and a
+        sharper f-I curve (c = 0.03: with c = 0.1 the curve predicts ~8 Hz at zero input,
+        where a theta neuron is silent, and the fitted rates came out ~30 % low).
+
+        Measured (tests/test_fit.py, 80 synthetic units, aux_ratio 2): trial-averaged model
+        rates correlate with the targets at 0.83 (median 0.89); the same with aux_ratio 0:
+        0.26. Under Dale's law (``dale=True, J=1, g=4``) the same reached 0.71-0.76.
+        """
+        settings = dict(dale=False, p=0.3, sigma=1.0, tau_s=0.05, lam=1.0, update_every=0.002,
+                        loops=30, fi_smoothing=0.03, rate_gate=None)
+        settings.update(overrides)
+        return cls(**settings)
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict[str, Any]:
@@ -273,6 +300,10 @@ class RLSFit:
             np.stack([np.interp(update_times, tg.time, tg.values[c, i]) for i in range(n)])
             for c in range(n_cond)]).astype(np.float32)  # (condition, neuron, update)
 
+        compare = target_at.copy()  # what the learning curve compares with
+        if self.compensate_filter and tg.form == "rate":
+            slope = np.gradient(target_at, update_times, axis=-1)
+            target_at = np.maximum(target_at + net.tau_s * slope, 0.0).astype(np.float32)
         packed, offsets = init_packed(net.plastic.indptr, self.lam)
         frozen = np.zeros(net.plastic.nnz, dtype=bool)
         weights0 = net.weights()
@@ -334,8 +365,8 @@ class RLSFit:
                         hint="Increase lam (stronger regularisation), lengthen update_every, or "
                         "lower J / stim_amplitude; the last checkpoint is kept",
                     )
-                compare = target_at / unit if rate_form else target_at
-                history["pearson"].append(float(np.mean(_pearson_rows(readout, compare))))
+                history["pearson"].append(float(np.mean(_pearson_rows(
+                    readout, compare / unit if rate_form else compare))))
                 change = float(sp.linalg.norm(net.weights() - weights0))
                 history["weight_change"].append(change / norm0 if norm0 > 0 else change)
                 history["rate"].append(float(rate))

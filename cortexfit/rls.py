@@ -86,6 +86,8 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
             return 0  # the paper: train only while the input is suprathreshold (gate = 0)
         z = total / smooth_c
         softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
+        if softplus < np.float32(1e-30):
+            return 0  # far below threshold: phi' underflows to 0, nothing to learn here
         root = np.sqrt(softplus)
         err = root / np.float32(np.pi) - target[m]
         gain = (one / (one + np.exp(-z))) / (np.float32(2.0 * np.pi) * root)
@@ -113,6 +115,8 @@ def _update_one(m, i, indptr, indices, weights, sign, frozen, packed, offsets,
     denom = one
     for a in range(k_in):
         denom += x[a] * kv[a]
+    if not denom > zero:
+        return 0  # P has lost positive definiteness (or NaN): leave this neuron unchanged
     c = one / denom
     # P -= c k k^T
     pos = offsets[i]
@@ -205,6 +209,8 @@ def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dens
             if total <= gate:
                 continue
             softplus = smooth_c * np.logaddexp(0.0, total / smooth_c)
+            if softplus < 1e-30:
+                continue
             phi = np.sqrt(softplus) / np.pi
             dphi = (1.0 / (1.0 + np.exp(-total / smooth_c))) / (2.0 * np.pi * np.sqrt(softplus))
             err, gain = phi - target[m], dphi
@@ -213,6 +219,8 @@ def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dens
         x = np.where(frozen[sl], 0.0, gain * r[idx])
         p = p_dense[i]
         k = p @ x
+        if not 1.0 + x @ k > 0:
+            continue
         c = 1.0 / (1.0 + x @ k)
         p -= c * np.outer(k, k)
         new = weights[sl] - c * err * k

@@ -155,3 +155,70 @@ def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path,
     assert "loop 2" in str(err.value) and "7" in str(err.value)
     saved = np.load(ckpt)
     assert int(saved["loops_done"]) == 2 and np.all(np.isfinite(saved["plastic"]))
+
+
+def test_figure2_two_stimuli_evoke_two_learned_patterns():
+    targets = sine_targets(200, n_cond=2, seed=5)
+    est = RLSFit(dale=False, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.02, lam=10.0,
+                 loops=40, stim_duration=0.1, stim_amplitude=2.0, dt=DT, progress=False,
+                 seed=0).fit(targets)
+    goal = est.target_at_updates()
+    for c in (0, 1):
+        runs = [est.run_trial(c, seed=s)["u"].values.T for s in (31, 32, 33)]
+        recall = [_pearson_rows(run, goal[c]).mean() for run in runs]
+        other = [_pearson_rows(run, goal[1 - c]).mean() for run in runs]
+        assert min(recall) >= 0.8, (c, recall)
+        assert max(np.abs(other)) < 0.2, (c, other)  # each stimulus evokes its own pattern
+
+
+def test_rate_training_filtered_trains_follow_rate_targets():
+    from cortexfit.neurons import theta
+
+    drive = sine_targets(200, seed=7)
+    rates = theta.rate_hz(drive.values)  # the paper's rate targets: sqrt([f]+) / pi
+    targets = xr.Dataset({"rate": (("condition", "unit", "time"), rates)},
+                         coords={"condition": ["a"], "unit": drive["neuron"].values,
+                                 "time": drive["time"].values})
+    settings = dict(dale=False, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05, lam=1.0,
+                    loops=20, rate_gate=None, dt=DT, progress=False, seed=0)
+    est = RLSFit(**settings, compensate_filter=True).fit(targets)
+    assert est.targets_.form == "rate"
+    goal = est.target_at_updates()[0]  # Hz
+    scores = [_pearson_rows(est.run_trial(0, seed=s)["r"].values.T, goal).mean()
+              for s in (41, 42)]
+    assert min(scores) >= 0.8, scores
+    untrained = RLSFit(**{**settings, "loops": 1}).fit(targets)
+    untrained.network_ = gaussian_network(200, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05,
+                                          seed=np.random.default_rng([0, 1]))
+    before = _pearson_rows(untrained.run_trial(0, seed=41)["r"].values.T, goal).mean()
+    assert before < 0.3  # the untrained network does not follow the targets
+
+
+@pytest.fixture(scope="module")
+def synthetic_targets():
+    from cortexfit.datasets import make_synthetic_recording, recommended_targets_kwargs
+    from cortexfit.targets import make_targets
+
+    recording = make_synthetic_recording(seed=0)
+    return make_targets(recording.block, **recommended_targets_kwargs())
+
+
+def test_recorded_plus_auxiliary_fit_of_the_synthetic_recording(synthetic_targets):
+    from cortexfit.auxiliary import add_auxiliary
+    from cortexfit.evaluate import model_rates
+
+    def score(aux_ratio):
+        targets = (add_auxiliary(synthetic_targets, aux_ratio=aux_ratio, seed=0)
+                   if aux_ratio else synthetic_targets)
+        est = RLSFit.for_recordings(dt=DT, progress=False, seed=0).fit(targets)
+        model = model_rates(est, synthetic_targets, n_trials=12)
+        data = synthetic_targets["rate"].sel(condition=model["condition"])
+        return _pearson_rows(model["rate"].values, data.values).mean(), est
+
+    with_aux, est = score(2.0)
+    without_aux, _ = score(0.0)
+    assert with_aux >= 0.8, with_aux
+    assert with_aux > without_aux + 0.2, (with_aux, without_aux)  # the paper's Figure 5e trend
+    roles = est.targets_.roles
+    assert roles.count("recorded") == synthetic_targets.sizes["unit"]
+    assert roles.count("auxiliary") == 2 * synthetic_targets.sizes["unit"]

@@ -88,3 +88,19 @@ def test_recursive_least_squares_solves_a_static_regression():
                    packed, offsets, r, u, np.zeros(30, np.float32), target, False,
                    np.float32(0.1), sx, sk)
     np.testing.assert_allclose(weights, true, atol=2e-2)
+
+
+def test_far_subthreshold_input_without_gate_is_no_error():
+    """Ungated rate training with a very negative input: phi' underflows, no update, no crash."""
+    net = gaussian_network(20, p=0.5, sigma=1.0, seed=0)
+    pl = net.plastic
+    packed, offsets = init_packed(pl.indptr, 1.0)
+    kmax = int(np.diff(pl.indptr).max())
+    before = pl.data.copy()
+    u = np.full(20, -50.0, np.float32)
+    rls_update(np.arange(20), pl.indptr, pl.indices, pl.data, net.plastic_sign,
+               np.zeros(pl.nnz, bool), packed, offsets, np.full(20, 0.2, np.float32), u,
+               np.zeros(20, np.float32), np.full(20, 0.1, np.float32), True, np.float32(0.03),
+               np.zeros((20, kmax), np.float32), np.zeros((20, kmax), np.float32),
+               gate=-np.inf)
+    np.testing.assert_array_equal(pl.data, before)
