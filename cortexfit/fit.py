@@ -96,9 +96,10 @@ class RLSFit:
     neuron_model : the registered model name ("theta", "lif", "izhikevich").
     dale : E/I network under Dale's law (Figure 4) if True, else the Gaussian network of
         Figures 1-3 and 5 (``sigma``, ``zero_row_sum``).
-    frac_exc, p, J, g : E fraction, connection probability, strengths J/sqrt(Np) and
-        -gJ/sqrt(Np) (Figure 4: 0.8, 0.1, 6, 5).
-    sigma, zero_row_sum : Gaussian networks (Figure 5: p = 0.3, sigma = 1).
+    frac_exc, J, g : E fraction and strengths J/sqrt(Np), -gJ/sqrt(Np) (Figure 4: 0.8, 6, 5).
+    p : connection probability; None takes the paper's: 0.1 for E/I networks (Figure 4),
+        0.3 for Gaussian ones (Figures 1-3, 5).
+    sigma, zero_row_sum : Gaussian networks (Figure 5: sigma = 1).
     k_plastic : "all" (every initial synapse plastic, the paper) or K per neuron.
     tau_s : synaptic time constant, s (Figure 5: 50 ms).
     lam : RLS regulariser lambda, P(0) = I / lambda (Figures 1, 3: 1).
@@ -129,9 +130,9 @@ class RLSFit:
     neuron_model: str = "theta"
     dale: bool = True
     frac_exc: float = 0.8
-    p: float = 0.3
-    J: float = 1.0
-    g: float = 1.0
+    p: float | None = None
+    J: float = 6.0
+    g: float = 5.0
     sigma: float = 1.0
     zero_row_sum: bool = False
     k_plastic: int | str = "all"
@@ -263,6 +264,7 @@ class RLSFit:
                                   field="network", found=f"{self.network.n_neurons} neurons",
                                   expected=f"{n} (one per target)")
             return self.network.copy()
+        p = self.p if self.p is not None else (0.1 if self.dale else 0.3)
         if self.dale:
             exc = rng.random(n) < self.frac_exc
             if tg.cell_type is not None:
@@ -270,10 +272,10 @@ class RLSFit:
                 if known.any():
                     exc[known] = excitatory_from_cell_types(
                         [c for c, k in zip(tg.cell_type, known) if k], default=True)
-            return ei_network(n, p=self.p, J=self.J, g=self.g, tau_s=self.tau_s,
+            return ei_network(n, p=p, J=self.J, g=self.g, tau_s=self.tau_s,
                               k_plastic=self.k_plastic, excitatory=exc,
                               neuron_model=self.neuron_model, seed=rng)
-        return gaussian_network(n, p=self.p, sigma=self.sigma, zero_row_sum=self.zero_row_sum,
+        return gaussian_network(n, p=p, sigma=self.sigma, zero_row_sum=self.zero_row_sum,
                                 tau_s=self.tau_s, neuron_model=self.neuron_model, seed=rng)
 
     # ------------------------------------------------------------------ fit
