@@ -39,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--out", type=Path, default=Path("reports/demo"), help="run folder")
     demo.add_argument("--seed", type=int, default=0, help="random seed")
+    demo.add_argument("--loops", type=int, default=30, help="RLS training loops")
     demo.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     return parser
 
@@ -63,7 +64,7 @@ def _info(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .pipeline import run_demo
 
-    result = run_demo(args.out, seed=args.seed)
+    result = run_demo(args.out, seed=args.seed, loops=args.loops)
     print(f"Report: {result.report.resolve()}")
     return 0
 

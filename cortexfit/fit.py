@@ -389,7 +389,8 @@ class RLSFit:
         self.history_ = xr.Dataset(
             {
                 "pearson": ("loop", history["pearson"],
-                            {"long_name": "mean Pearson correlation with the targets"}),
+                            {"long_name": "mean Pearson r with the targets during training "
+                             "(single trial; drive, or filtered spike trains for rates)"}),
                 "weight_change": ("loop", history["weight_change"],
                                   {"long_name": "||W - W0|| / ||W0||" if norm0 > 0
                                    else "||W - W0|| (W0 = 0)"}),

@@ -75,11 +75,17 @@ def test_info_on_both_alm_sessions(alm_nwb_paths, capsys):
 
 def test_demo_writes_a_run_folder(tmp_path):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out), "--seed", "3"]) == 0
-    for name in ("index.html", "targets.nc", "config.toml", "versions.json", "synthetic.nwb"):
+    assert main(["demo", "--out", str(out), "--seed", "3", "--loops", "2"]) == 0
+    for name in ("index.html", "targets.nc", "config.toml", "versions.json", "synthetic.nwb",
+                 "model.npz", "history.nc", "scores.nc"):
         assert (out / name).is_file(), name
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") >= 4
+    assert html.count("data:image/png;base64,") >= 7
+    scores = xr.open_dataset(out / "scores.nc", engine="h5netcdf")["pearson"]
+    assert set(scores["split"].values) == {"train", "heldout"} and np.isfinite(scores).all()
+    history = xr.open_dataset(out / "history.nc", engine="h5netcdf")
+    assert history.sizes["loop"] == 2
+    assert "loops = 2" in (out / "config.toml").read_text()
     assert "<script src=" not in html and "<link " not in html  # self-contained
     targets = xr.open_dataset(out / "targets.nc", engine="h5netcdf")
     assert set(targets["role"].values) == {"recorded", "auxiliary"}

@@ -111,3 +111,58 @@ def auxiliary_traces(targets: xr.Dataset, n_show: int = 6) -> bytes:
     axes[0][0].set_ylabel("rate (Hz)")
     fig.tight_layout()
     return _png(fig)
+
+
+def learning_curve(history: xr.Dataset) -> bytes:
+    """Correlation with the targets, weight change and rate over training loops."""
+    fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
+    loop = history["loop"].values
+    for ax, name, label in zip(axes, ("pearson", "weight_change", "rate"),
+                               ("Pearson r while training\n(single trial)",
+                                history["weight_change"].attrs.get(
+                                   "long_name", "weight change"), "mean rate (Hz)")):
+        ax.plot(loop, history[name].values, "o-", ms=3)
+        ax.set_xlabel("training loop")
+        ax.set_ylabel(label, fontsize=9)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def model_vs_data(targets: xr.Dataset, model: xr.Dataset, units: list[str]) -> bytes:
+    """Trial-averaged rates of a few units: data (training and held-out trials) and model."""
+    n = len(units)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    time = targets["time"].values
+    for ax, unit in zip(axes.flat, units):
+        for j, cond in enumerate(targets["condition"].values):
+            color = _COLORS[j % len(_COLORS)]
+            ax.plot(time, targets["rate"].sel(condition=cond, unit=unit), color=color, lw=1.0,
+                    alpha=0.6, label=f"{cond} data")
+            if "rate_heldout" in targets:
+                ax.plot(time, targets["rate_heldout"].sel(condition=cond, unit=unit),
+                        color=color, lw=0.8, ls=":", alpha=0.7)
+            ax.plot(time, model["rate"].sel(condition=cond, unit=unit), color=color, lw=2.0,
+                    label=f"{cond} model")
+        ax.set_title(f"unit {unit}", fontsize=10)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("rate (Hz)")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def score_histogram(scores: xr.DataArray) -> bytes:
+    """Distribution of per-unit correlations, one histogram per split."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for split in scores["split"].values:
+        values = scores.sel(split=split).values.ravel()
+        ax.hist(values, bins=20, range=(-1, 1), alpha=0.6, label=f"{split} (mean {values.mean():.2f})")
+    ax.set_xlabel("Pearson r, model vs data (per unit and condition)")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
