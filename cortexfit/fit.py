@@ -48,6 +48,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverged
+from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from .neurons.base import get_model
 from .rls import init_packed, rls_update
@@ -73,16 +74,6 @@ class _Targets:
     cell_type: list[str] | None
     time: np.ndarray  # (n_time,) s, the targets' own grid
     values: np.ndarray  # (condition, neuron, n_time) in model units
-
-
-def _pearson_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pearson correlation of each row of a with the same row of b (0 when flat)."""
-    a = a - a.mean(axis=-1, keepdims=True)
-    b = b - b.mean(axis=-1, keepdims=True)
-    denom = np.sqrt((a * a).sum(-1) * (b * b).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (a * b).sum(-1) / denom
-    return np.where(denom > 0, out, 0.0)
 
 
 @dataclass
@@ -367,7 +358,7 @@ class RLSFit:
                         hint="Increase lam (stronger regularisation), lengthen update_every, or "
                         "lower J / stim_amplitude; the last checkpoint is kept",
                     )
-                history["pearson"].append(float(np.mean(_pearson_rows(
+                history["pearson"].append(float(np.mean(pearson_kernel(
                     readout, compare / unit if rate_form else compare))))
                 change = float(sp.linalg.norm(net.weights() - weights0))
                 history["weight_change"].append(change / norm0 if norm0 > 0 else change)

@@ -42,7 +42,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
     """Run the demo pipeline into ``out`` and return where the report is."""
     from .auxiliary import add_auxiliary
     from .evaluate import model_rates
-    from .fit import RLSFit, _pearson_rows
+    from .fit import RLSFit
+    from .metrics import pearson_kernel
     from .datasets.synthetic import (
         SYNTHETIC_TARGETS,
         make_synthetic_recording,
@@ -77,8 +78,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
     fitted.history_.to_netcdf(out / "history.nc", engine="h5netcdf")
     model = model_rates(fitted, targets, **config["evaluate"])
     scores = xr.DataArray(
-        np.stack([_pearson_rows(model["rate"].values, targets["rate"].values),
-                  _pearson_rows(model["rate"].values, targets["rate_heldout"].values)], axis=-1),
+        np.stack([pearson_kernel(model["rate"].values, targets["rate"].values),
+                  pearson_kernel(model["rate"].values, targets["rate_heldout"].values)], axis=-1),
         dims=("condition", "unit", "split"),
         coords={"condition": targets["condition"].values, "unit": targets["unit"].values,
                 "split": ["train", "heldout"]},

@@ -6,7 +6,8 @@ import pytest
 import xarray as xr
 
 from cortexfit.exceptions import ConfigError, TrainingDiverged
-from cortexfit.fit import RLSFit, _pearson_rows
+from cortexfit.fit import RLSFit
+from cortexfit.metrics import pearson_kernel
 from cortexfit.network import ei_network, gaussian_network
 from cortexfit.simulate import simulate
 
@@ -51,7 +52,7 @@ def test_figure1_drive_learned_and_recalled_from_fresh_initial_conditions(figure
     history = est.history_
     assert history["pearson"].values[-1] > history["pearson"].values[0]
     targets = est.target_at_updates()[0]
-    scores = [_pearson_rows(est.run_trial(0, seed=seed)["u"].values.T, targets).mean()
+    scores = [pearson_kernel(est.run_trial(0, seed=seed)["u"].values.T, targets).mean()
               for seed in (101, 102)]
     assert min(scores) >= 0.9, scores
     assert history["weight_change"].values[-1] > 0.1
@@ -92,7 +93,7 @@ def test_figure4_dale_network_learns_its_innate_trajectories():
     def evoked(est):
         runs = np.stack([est.run_trial(0, seed=s)["u"].values for s in range(10, 16)])
         goal = est.target_at_updates()[0]
-        corr = np.mean([_pearson_rows(run.T, goal).mean() for run in runs])
+        corr = np.mean([pearson_kernel(run.T, goal).mean() for run in runs])
         return runs.std(axis=0).mean(), corr
 
     sd_before, corr_before = evoked(untrained)
@@ -165,8 +166,8 @@ def test_figure2_two_stimuli_evoke_two_learned_patterns():
     goal = est.target_at_updates()
     for c in (0, 1):
         runs = [est.run_trial(c, seed=s)["u"].values.T for s in (31, 32, 33)]
-        recall = [_pearson_rows(run, goal[c]).mean() for run in runs]
-        other = [_pearson_rows(run, goal[1 - c]).mean() for run in runs]
+        recall = [pearson_kernel(run, goal[c]).mean() for run in runs]
+        other = [pearson_kernel(run, goal[1 - c]).mean() for run in runs]
         assert min(recall) >= 0.8, (c, recall)
         assert max(np.abs(other)) < 0.2, (c, other)  # each stimulus evokes its own pattern
 
@@ -184,13 +185,13 @@ def test_rate_training_filtered_trains_follow_rate_targets():
     est = RLSFit(**settings, compensate_filter=True).fit(targets)
     assert est.targets_.form == "rate"
     goal = est.target_at_updates()[0]  # Hz
-    scores = [_pearson_rows(est.run_trial(0, seed=s)["r"].values.T, goal).mean()
+    scores = [pearson_kernel(est.run_trial(0, seed=s)["r"].values.T, goal).mean()
               for s in (41, 42)]
     assert min(scores) >= 0.8, scores
     untrained = RLSFit(**{**settings, "loops": 1}).fit(targets)
     untrained.network_ = gaussian_network(200, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05,
                                           seed=np.random.default_rng([0, 1]))
-    before = _pearson_rows(untrained.run_trial(0, seed=41)["r"].values.T, goal).mean()
+    before = pearson_kernel(untrained.run_trial(0, seed=41)["r"].values.T, goal).mean()
     assert before < 0.3  # the untrained network does not follow the targets
 
 
@@ -213,7 +214,7 @@ def test_recorded_plus_auxiliary_fit_of_the_synthetic_recording(synthetic_target
         est = RLSFit.for_recordings(dt=DT, progress=False, seed=0).fit(targets)
         model = model_rates(est, synthetic_targets, n_trials=12)
         data = synthetic_targets["rate"].sel(condition=model["condition"])
-        return _pearson_rows(model["rate"].values, data.values).mean(), est
+        return pearson_kernel(model["rate"].values, data.values).mean(), est
 
     with_aux, est = score(2.0)
     without_aux, _ = score(0.0)
