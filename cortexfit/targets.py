@@ -396,10 +396,8 @@ def _convention():
 
 
 def _trial_span(seg) -> tuple[float, float]:
-    # check_block has put every spike train (and its t_start/t_stop) in seconds
-    t0 = min(float(st.t_start.magnitude) for st in seg.spiketrains)
-    t1 = max(float(st.t_stop.magnitude) for st in seg.spiketrains)
-    return t0, t1
+    """The trial window (the convention's: that of its spike trains), in seconds."""
+    return _convention().trial_window(seg)
 
 
 # --------------------------------------------------------------------------------------
