@@ -19,9 +19,10 @@ amplitude) are in the model's input units (dimensionless for theta, mV for LIF).
 far below the 2 % rate tolerance even at 100 Hz) and fine enough for Euler-integrated
 Izhikevich neurons; the paper's own code used 1 ms with RK4, which ``dt=1e-3`` reproduces.
 
-**Numba cache.** The kernel is cached on disk (``cache=True``); numba re-compiles it when
-this file changes but not when a neuron model's ``step`` changes. After editing a step
-function, delete ``cortexfit/__pycache__/simulate._run-*`` (``make clean`` does).
+**No on-disk cache for the kernel.** numba's cache of a function is keyed on its own
+source file only; ``_run`` inlines the neuron models' ``step`` functions from other files,
+so a cached ``_run`` would keep running an old step after a neuron module changed (an
+upgrade, an edit). It is compiled once per process instead (about 2 s).
 
 **State** is float32 (tests check rates against a float64 run). **Noise** comes from a
 counter-based generator (a hash of seed, step and neuron), so it is identical however the
@@ -168,7 +169,7 @@ def _normal(seed, step, neuron):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@numba.njit(cache=True)
+@numba.njit  # not cache=True: see "No on-disk cache" in the module docstring
 def _run(model, state, params, r, u, noise_state,
          s_indptr, s_post, s_weight, p_indptr, p_post, p_weight,
          bias, stim_amp, stim_on, stim_off,
