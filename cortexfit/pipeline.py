@@ -9,7 +9,8 @@ adds auxiliary OU targets and writes a run folder:
     targets.nc      the targets Dataset (NetCDF, readable without cortexfit)
     model.npz       the fitted network (NPZ: sparse weights, labels, settings, history)
     history.nc      the learning curve over training loops
-    scores.nc       model vs data: Pearson r per (condition, unit, split), train / held-out
+    scores.nc       model vs data per (condition, unit, split): Pearson r, RMSE, R², the
+                    noise ceiling and the fit as a fraction of it (evaluate.score)
     config.toml     the resolved settings, with the seed
     versions.json   package versions and when/where the run happened
     index.html      the self-contained report
@@ -41,9 +42,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
              progress: bool = True) -> DemoResult:
     """Run the demo pipeline into ``out`` and return where the report is."""
     from .auxiliary import add_auxiliary
-    from .evaluate import model_rates
+    from .evaluate import score
     from .fit import RLSFit
-    from .metrics import pearson_kernel
     from .datasets.synthetic import (
         SYNTHETIC_TARGETS,
         make_synthetic_recording,
@@ -76,16 +76,9 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
     fitted = RLSFit(**{**fit_settings, "progress": progress}).fit(model_targets)
     fitted.save(out / "model.npz")
     fitted.history_.to_netcdf(out / "history.nc", engine="h5netcdf")
-    model = model_rates(fitted, targets, **config["evaluate"])
-    scores = xr.DataArray(
-        np.stack([pearson_kernel(model["rate"].values, targets["rate"].values),
-                  pearson_kernel(model["rate"].values, targets["rate_heldout"].values)], axis=-1),
-        dims=("condition", "unit", "split"),
-        coords={"condition": targets["condition"].values, "unit": targets["unit"].values,
-                "split": ["train", "heldout"]},
-        name="pearson", attrs={"long_name": "Pearson r of trial-averaged model and data rates"},
-    )
-    scores.to_dataset().to_netcdf(out / "scores.nc", engine="h5netcdf")
+    scores = score(fitted, targets, **config["evaluate"])
+    scores.to_netcdf(out / "scores.nc", engine="h5netcdf")
+    model = xr.Dataset({"rate": scores["model_rate"]})
     (out / "config.toml").write_text(tomli_w.dumps(_toml_safe(config)), encoding="utf-8")
     (out / "versions.json").write_text(
         json.dumps({**run_stamp(), "packages": package_versions()}, indent=2), encoding="utf-8"
@@ -98,8 +91,9 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
                      if seg.annotations.get("condition") == cond) for cond in conditions]
     example = [str(u) for u in targets["unit"].values[:: max(1, targets.sizes["unit"] // 6)][:6]]
     n_trials = targets["n_trials"].to_pandas()
-    mean_train = float(scores.sel(split="train").mean())
-    mean_heldout = float(scores.sel(split="heldout").mean())
+    mean_train = float(scores["pearson"].sel(split="train").mean())
+    mean_heldout = float(scores["pearson"].sel(split="heldout").mean())
+    ceiling_heldout = float(scores["noise_ceiling"].sel(split="heldout").mean())
     dropped = json.loads(targets.attrs.get("dropped_units", "[]"))
     sections = [
         Section(
@@ -145,13 +139,17 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
                 f"Its spikes on {config['evaluate']['n_trials']} fresh trials per condition, "
                 "binned and smoothed exactly like the data, give trial-averaged rates whose "
                 f"correlation with the data is {mean_train:.2f} on the training trials and "
-                f"{mean_heldout:.2f} on the held-out trials (mean over units and conditions).",
+                f"{mean_heldout:.2f} on the held-out trials (mean over units and conditions). "
+                f"The held-out trials' noise ceiling, the correlation the true rates would reach "
+                f"with their average, is {ceiling_heldout:.2f}: the fit reaches "
+                f"{mean_heldout / ceiling_heldout:.0%} of it.",
             ],
             figures=[
                 (figures.learning_curve(fitted.history_), "Learning curve."),
                 (figures.model_vs_data(targets, model, example), "Model (thick) against the "
                  "data's training trials (thin) and held-out trials (dotted)."),
-                (figures.score_histogram(scores), "Per-unit correlations of model and data."),
+                (figures.score_histogram(scores["pearson"]),
+                 "Per-unit correlations of model and data."),
             ],
         ),
         Section(
