@@ -1,0 +1,196 @@
+"""How well the quasi-static approximation holds in a (fitted) network: Eq 1 of the paper,
+``U_i(t) = sum_j W_ij phi(U_j(t) + I_j)`` (METHOD.md §3.5), the relation RLS training
+rests on.
+
+A test trial is run as :meth:`RLSFit.run_trial` runs it (fresh random initial conditions,
+the condition's stimulus, then the training window, with the model's constant bias and no
+noise), recording the drive ``u`` of every neuron every ``interval`` seconds in the window
+(the stimulus is off there). The predicted drive is
+
+    U_pred_i(t) = sum_j W_ij phi(u_j(t) + I_j)
+
+with the actual drives on the right-hand side and ``I_j`` the model's constant bias.
+
+**Units.** The simulator keeps ``u = W r`` with ``r`` the filtered spike train in spikes per
+model time unit (theta: per tau = 10 ms; each spike adds 1/tau_s in those units). The
+theta f-I curve ``phi`` (``rate_sharp``, ``rate_smooth``) is also in spikes per tau, and in
+a quasi-static state ``r_j ~ phi(u_j + I_j)``, so ``U_pred = W phi(u + I)`` with no further
+factor (the "2" of the paper's Eq 40, ``2 rho(pi)``, is already inside phi). ``gain`` (the
+least-squares slope of u on U_pred) checks the scale: ~1 when the units are right.
+
+**f-I curve.** ``fi="smooth"`` (default): ``phi2`` with ``c`` = the model's ``fi_smoothing``
+(what rate training used; the recordings preset: 0.03, the paper: 0.1); ``fi="sharp"``:
+``phi1 = sqrt([x]+)/pi``. Other neuron models use their own f-I curve (sharp only).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..exceptions import ConfigError
+from ..metrics import pearson_kernel
+from ..simulate import Simulator
+from .lesion import _check_choice, _check_fitted
+
+__all__ = ["quasistatic", "fi_curve"]
+
+FI_CURVES = ("smooth", "sharp")
+
+
+def fi_curve(network: Any, fi: str = "smooth", c: float = 0.1):
+    """The f-I curve ``phi(x)`` of the network's neurons in spikes per model time unit."""
+    from ..neurons import theta
+
+    fi = _check_choice("fi", fi, FI_CURVES)
+    model = network.neuron_model
+    if model.name == "theta":
+        if fi == "sharp":
+            return theta.rate_sharp
+        if not (np.isfinite(c) and c > 0):
+            raise ConfigError("the smoothing constant must be positive", field="c", found=c,
+                              expected="> 0")
+        return lambda x: theta.rate_smooth(x, c)
+    if fi == "smooth":
+        raise ConfigError("only the theta neuron has a smooth f-I curve", field="fi",
+                          found=f"{fi!r} for {model.name!r}", expected="'sharp'")
+    params = network.params
+    return lambda x: np.asarray(model.rate(x, params)) * model.time_unit
+
+
+def _condition_index(fitted: Any, condition: Any) -> list[int]:
+    names = list(fitted.targets_.conditions)
+    if condition is None:
+        return list(range(len(names)))
+    if isinstance(condition, (int, np.integer)) and not isinstance(condition, bool):
+        if not 0 <= condition < len(names):
+            raise ConfigError("condition index out of range", field="condition",
+                              found=condition, expected=f"0..{len(names) - 1}")
+        return [int(condition)]
+    if str(condition) not in names:
+        raise ConfigError("unknown condition", field="condition", found=condition,
+                          expected=names)
+    return [names.index(str(condition))]
+
+
+def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = "smooth",
+                c: float | None = None, interval: float = 1e-3, discard: float = 0.0,
+                keep_traces: bool = False) -> xr.Dataset:
+    """Pearson r over time, per neuron, of the actual drive u and ``W phi(u + I)``.
+
+    Parameters
+    ----------
+    fitted
+        A fitted :class:`cortexfit.fit.RLSFit` (or any estimator with ``network_``,
+        ``targets_``, ``stimuli_``, ``update_times_``, ``dt``, ``bias``, ...). Not modified.
+    condition
+        A condition label or index; None: every condition (one trial each).
+    seed
+        The test trial's initial conditions (as ``run_trial(condition, seed=seed)``).
+    fi, c
+        The f-I curve (``"smooth"`` or ``"sharp"``) and its smoothing constant (None: the
+        model's ``fi_smoothing``).
+    interval
+        Sampling interval of the drive, s (rounded to a whole number of steps, >= dt).
+    discard
+        Seconds at the start of the window left out (the transient after the stimulus).
+    keep_traces
+        Also return ``u`` and ``u_pred`` (condition, time, neuron).
+
+    Returns
+    -------
+    xarray.Dataset
+        ``pearson(condition, neuron)``, ``mean_pearson(condition)``, ``gain(condition,
+        neuron)``, ``rate(condition, neuron)`` (spike count over the window, Hz),
+        ``rate_predicted(condition, neuron)`` (mean ``phi(u + I)``, Hz), attrs
+        ``mean_pearson`` (over conditions and neurons).
+    """
+    _check_fitted(fitted)
+    net = fitted.network_
+    smoothing = float(getattr(fitted, "fi_smoothing", 0.1) if c is None else c)
+    phi = fi_curve(net, fi, smoothing)
+    conditions = _condition_index(fitted, condition)
+    dt = float(fitted.dt)
+    if not (np.isfinite(interval) and interval > 0):
+        raise ConfigError("interval must be positive", field="interval", found=interval,
+                          expected="> 0 seconds")
+    rec_every = max(1, int(round(interval / dt)))
+    steps_per_update = int(round(fitted.update_every / dt))
+    n_steps = fitted.update_times_.size * steps_per_update
+    n_rows = n_steps // rec_every
+    t0 = float(fitted.update_times_[0] - fitted.update_every)
+    time = t0 + np.arange(1, n_rows + 1) * rec_every * dt
+    keep = time >= t0 + discard
+    if keep.sum() < 3:
+        raise ConfigError("too little of the window is left", field="discard", found=discard,
+                          expected=f"< {n_rows * rec_every * dt:g} s minus a few samples")
+    n = net.n_neurons
+    weights = net.weights().astype(np.float64)
+    unit = net.neuron_model.time_unit
+    bias = np.broadcast_to(np.asarray(fitted.bias, dtype=np.float64), (n,))
+    stim_steps = int(round(fitted.stim_duration / dt))
+
+    out = {k: [] for k in ("pearson", "gain", "rate", "rate_predicted", "u", "u_pred")}
+    for ci in conditions:
+        sim = Simulator(net, dt=dt, bias=fitted.bias, seed=seed)
+        if stim_steps:
+            sim.advance(stim_steps, stimulus=fitted.stimuli_[ci].astype(sim.real))
+        rec_u = np.zeros((n_rows, n), dtype=sim.real)
+        spike_steps, spike_neurons = sim.advance(n_steps, rec_every=rec_every,
+                                                 rec_idx=np.arange(n), rec_u=rec_u)
+        u = rec_u[keep].astype(np.float64)  # (time, neuron)
+        rate = phi(u + bias)  # spikes per model time unit
+        pred = (weights @ rate.T).T
+        out["pearson"].append(pearson_kernel(u.T, pred.T))
+        pc = pred - pred.mean(0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out["gain"].append(np.where((pc * pc).sum(0) > 0, (pc * (u - u.mean(0))).sum(0)
+                                        / (pc * pc).sum(0), np.nan))
+        window = spike_steps >= (np.flatnonzero(keep)[0]) * rec_every
+        duration = keep.sum() * rec_every * dt
+        out["rate"].append(np.bincount(spike_neurons[window], minlength=n) / duration)
+        out["rate_predicted"].append(rate.mean(0) / unit)
+        if keep_traces:
+            out["u"].append(u)
+            out["u_pred"].append(pred)
+
+    tg = fitted.targets_
+    coords = {
+        "condition": ("condition", [tg.conditions[ci] for ci in conditions]),
+        "neuron": ("neuron", list(tg.neuron_ids)),
+        "role": ("neuron", list(tg.roles), {"long_name": "recorded or auxiliary"}),
+    }
+    pearson = np.array(out["pearson"])
+    ds = xr.Dataset(
+        {
+            "pearson": (("condition", "neuron"), pearson, {
+                "long_name": "Pearson r over time of u and W phi(u + I)", "units": "1"}),
+            "mean_pearson": ("condition", pearson.mean(1), {
+                "long_name": "pearson averaged over neurons", "units": "1"}),
+            "gain": (("condition", "neuron"), np.array(out["gain"]), {
+                "long_name": "least-squares slope of u on W phi(u + I) (1: scale right)",
+                "units": "1"}),
+            "rate": (("condition", "neuron"), np.array(out["rate"]), {
+                "long_name": "spike count over the analysed window / its length",
+                "units": "Hz"}),
+            "rate_predicted": (("condition", "neuron"), np.array(out["rate_predicted"]), {
+                "long_name": "time average of phi(u + I)", "units": "Hz"}),
+        },
+        coords=coords,
+        attrs={"diagnostic": "quasistatic",
+               "description": "Eq 1 of Kim & Chow 2018: u_i(t) vs sum_j W_ij phi(u_j(t) + I_j) "
+                              "on one test trial per condition (stimulus off)",
+               "fi": fi, "c": smoothing if fi == "smooth" else "n/a", "seed": int(seed),
+               "interval": rec_every * dt, "discard": float(discard),
+               "mean_pearson": float(pearson.mean()), "neuron_model": net.neuron_model.name},
+    )
+    ds["mean_pearson"].attrs["note"] = "attrs['mean_pearson'] averages over conditions too"
+    if keep_traces:
+        ds = ds.assign_coords(time=("time", time[keep], {
+            "units": "s", "long_name": "time from the alignment event"}))
+        ds["u"] = (("condition", "time", "neuron"), np.array(out["u"]), {
+            "long_name": "synaptic drive u = W r", "units": "model input"})
+        ds["u_pred"] = (("condition", "time", "neuron"), np.array(out["u_pred"]), {
+            "long_name": "quasi-static prediction W phi(u + I)", "units": "model input"})
+    return ds
