@@ -11,6 +11,8 @@ adds auxiliary OU targets and writes a run folder:
     history.nc      the learning curve over training loops
     scores.nc       model vs data per (condition, unit, split): Pearson r, RMSE, R², the
                     noise ceiling and the fit as a fraction of it (evaluate.score)
+    diagnostics.nc  lesion, shuffle, spectrum, quasistatic, perturbation, lyapunov: one
+                    NetCDF group each (cortexfit.diagnostics.save_diagnostics)
     config.toml     the resolved settings, with the seed
     versions.json   package versions and when/where the run happened
     index.html      the self-contained report
@@ -42,6 +44,7 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
              progress: bool = True) -> DemoResult:
     """Run the demo pipeline into ``out`` and return where the report is."""
     from .auxiliary import add_auxiliary
+    from . import diagnostics
     from .evaluate import score
     from .fit import RLSFit
     from .datasets.synthetic import (
@@ -65,6 +68,7 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
         "fit": {**RLSFit.for_recordings(seed=seed, loops=loops).settings(),
                 "preset": "RLSFit.for_recordings"},
         "evaluate": {"n_trials": 12, "seed": 1000},
+        "diagnostics": {"n_repeats": 3, "n_trials": 3, "seed": seed, "lyapunov_seeds": 3},
     }
     nwb_path = write_synthetic_nwb(out / "synthetic.nwb", seed=seed, overwrite=True)
     block = read_nwb(nwb_path)
@@ -79,6 +83,19 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
     scores = score(fitted, targets, **config["evaluate"])
     scores.to_netcdf(out / "scores.nc", engine="h5netcdf")
     model = xr.Dataset({"rate": scores["model_rate"]})
+    diag_settings = config["diagnostics"]
+    common = dict(n_repeats=diag_settings["n_repeats"], n_trials=diag_settings["n_trials"],
+                  seed=seed)
+    found = {
+        "lesion": diagnostics.lesion(fitted, targets, **common),
+        "shuffle": diagnostics.shuffle(fitted, targets, **common),
+        "spectrum": diagnostics.spectrum(fitted),
+        "quasistatic": diagnostics.quasistatic(fitted, seed=seed),
+        "perturbation": diagnostics.perturbation(fitted, seed=seed),
+        "lyapunov": diagnostics.lyapunov(fitted, n_seeds=diag_settings["lyapunov_seeds"],
+                                         duration=1.0, seed=seed),
+    }
+    diagnostics.save_diagnostics(out / "diagnostics.nc", **found)
     (out / "config.toml").write_text(tomli_w.dumps(_toml_safe(config)), encoding="utf-8")
     (out / "versions.json").write_text(
         json.dumps({**run_stamp(), "packages": package_versions()}, indent=2), encoding="utf-8"
@@ -153,6 +170,25 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
             ],
         ),
         Section(
+            "Taking the network apart",
+            paragraphs=[
+                "Lesion: all outgoing synapses of a random fraction of neurons cut; shuffle: "
+                "the trained weights between recorded neurons permuted; both re-scored on the "
+                f"same test trials ({diag_settings['n_repeats']} repeats, "
+                f"{diag_settings['n_trials']} trials per condition). "
+                f"Quasi-static prediction u = W phi(u + I): mean r "
+                f"{float(found['quasistatic']['mean_pearson'].mean()):.2f}. Largest Lyapunov "
+                "exponent (1/s) before / after training: "
+                + " / ".join(f"{float(v):.1f}" for v in found["lyapunov"]["lyapunov_mean"].values)
+                + ".",
+            ],
+            figures=[(figures.diagnostics_overview(found["lesion"], found["shuffle"],
+                                                   found["spectrum"], found["perturbation"]),
+                      "Lesion and shuffle scores by fraction (mean and spread over repeats), "
+                      "eigenvalues of W before and after training, and the phase divergence "
+                      "after one spike is deleted.")],
+        ),
+        Section(
             "Auxiliary targets",
             paragraphs=[
                 f"{int((model_targets['role'] == 'auxiliary').sum())} auxiliary neurons "
@@ -166,8 +202,8 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
         Section(
             "Run",
             paragraphs=["Files in this folder: synthetic.nwb, targets.nc, model.npz, "
-                        "history.nc, scores.nc, config.toml, versions.json, index.html. "
-                        "Lesion and shuffle diagnostics are not part of this release yet."],
+                        "history.nc, scores.nc, diagnostics.nc, config.toml, versions.json, "
+                        "index.html."],
             preformatted=tomli_w.dumps(_toml_safe(config)),
         ),
     ]

@@ -77,16 +77,18 @@ def test_demo_writes_a_run_folder(tmp_path):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--seed", "3", "--loops", "2"]) == 0
     for name in ("index.html", "targets.nc", "config.toml", "versions.json", "synthetic.nwb",
-                 "model.npz", "history.nc", "scores.nc"):
+                 "model.npz", "history.nc", "scores.nc", "diagnostics.nc"):
         assert (out / name).is_file(), name
     html = (out / "index.html").read_text()
-    assert html.count("data:image/png;base64,") >= 7
+    assert html.count("data:image/png;base64,") >= 8
     scores = xr.open_dataset(out / "scores.nc", engine="h5netcdf")
     assert set(scores["split"].values) == {"train", "heldout"}
     assert np.isfinite(scores["pearson"]).all() and "noise_ceiling" in scores
     history = xr.open_dataset(out / "history.nc", engine="h5netcdf")
     assert history.sizes["loop"] == 2
     assert "loops = 2" in (out / "config.toml").read_text()
+    with xr.open_dataset(out / "diagnostics.nc", group="lesion", engine="h5netcdf") as lesion:
+        assert set(lesion["fraction"].values) == {0.05, 0.1, 0.4}
     assert "<script src=" not in html and "<link " not in html  # self-contained
     targets = xr.open_dataset(out / "targets.nc", engine="h5netcdf")
     assert set(targets["role"].values) == {"recorded", "auxiliary"}

@@ -330,3 +330,26 @@ def test_inputs_are_validated(fitted):
         quasistatic(est, fi="linear")
     with pytest.raises(ConfigError, match="normalize"):
         spectrum(est, normalize=-1.0)
+
+
+def test_all_diagnostics_in_one_netcdf_file_read_back_without_cortexfit(tmp_path):
+    import xarray as xr
+
+    from cortexfit.diagnostics import load_diagnostics, save_diagnostics
+    from cortexfit.exceptions import FileFormatError
+
+    one = xr.Dataset({"pearson": (("fraction", "repeat"), np.arange(6.0).reshape(3, 2),
+                                  {"units": "1"})},
+                     coords={"fraction": [0.05, 0.1, 0.4], "repeat": [0, 1]})
+    two = xr.Dataset({"eig_real": (("stage", "eigen"), np.ones((2, 4)), {"units": "1"})},
+                     coords={"stage": ["before", "after"]})
+    path = save_diagnostics(tmp_path / "diagnostics.nc", lesion=one, spectrum=two)
+    back = load_diagnostics(path)
+    xr.testing.assert_identical(back["lesion"], one)
+    xr.testing.assert_identical(back["spectrum"], two)
+    # plain xarray, no cortexfit: the group is a normal NetCDF group
+    with xr.open_dataset(path, group="lesion", engine="h5netcdf") as plain:
+        np.testing.assert_array_equal(plain["pearson"].values, one["pearson"].values)
+    (tmp_path / "junk.nc").write_text("x")
+    with pytest.raises(FileFormatError, match="junk.nc"):
+        load_diagnostics(tmp_path / "junk.nc")

@@ -11,8 +11,10 @@ which can be written with ``ds.to_netcdf(path, engine="h5netcdf")``.
 * :func:`quasistatic`: how well ``u = W phi(u + I)`` (Eq 1) holds on a test trial.
 * :func:`perturbation`: delete one spike and follow the divergence (Figure 4c, f, g).
 * :func:`lyapunov`: the largest Lyapunov exponent before and after training (Benettin).
+* :func:`save_diagnostics` / :func:`load_diagnostics`: all of them in one NetCDF file.
 """
 from .chaos import lyapunov
+from .files import load_diagnostics, save_diagnostics
 from .lesion import cut_outputs, lesion
 from .perturbation import initial_network, perturbation
 from .quasistatic import quasistatic
@@ -31,4 +33,6 @@ __all__ = [
     "perturbation",
     "initial_network",
     "lyapunov",
+    "save_diagnostics",
+    "load_diagnostics",
 ]

@@ -227,7 +227,7 @@ def lyapunov(
                       "units": "Hz"}),
             "n_flips": (("stage", "seed"), flips,
                         {"long_name": "spikes that fell in different time steps in the two runs "
-                         "(paired, see the method)"}),
+                         "(paired, see the method)", "units": "1"}),
         },
         coords={"stage": [name for name, _ in spec["stages"]], "seed": seeds,
                 "time": ("time", elapsed, {"units": "s",

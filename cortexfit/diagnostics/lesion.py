@@ -251,9 +251,10 @@ def lesion(fitted: Any, targets: xr.Dataset, *, fractions: Sequence[float] = (0.
     coords = _base_coords(fitted, intact, fractions, n_repeats)
     ds = xr.Dataset(_score_vars(scores, intact, ("fraction", "repeat")), coords=coords)
     ds["lesioned"] = xr.DataArray(mask, dims=("fraction", "repeat", "neuron"), attrs={
-        "long_name": "neuron whose outgoing synapses were cut"})
+        "long_name": "neuron whose outgoing synapses were cut", "units": "1"})
     ds["unit_lesioned"] = xr.DataArray(mask[:, :, unit_neuron], dims=("fraction", "repeat", "unit"),
-                                       attrs={"long_name": "the unit's model neuron was lesioned"})
+                                       attrs={"long_name": "the unit's model neuron was lesioned",
+                                              "units": "1"})
     ds["n_lesioned"] = xr.DataArray(counts, dims="fraction", attrs={
         "long_name": "neurons lesioned per repeat", "units": "1"})
     ds.attrs.update({

@@ -166,3 +166,41 @@ def score_histogram(scores: xr.DataArray) -> bytes:
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def diagnostics_overview(lesion: xr.Dataset, shuffle: xr.Dataset, spectrum: xr.Dataset,
+                         perturbation: xr.Dataset) -> bytes:
+    """Lesion and shuffle scores by fraction, the spectrum before/after, the perturbation."""
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.2))
+    for ax, ds, title in ((axes[0], lesion, "lesion"), (axes[1], shuffle, "shuffle")):
+        fractions = np.concatenate([[0.0], ds["fraction"].values])
+        for j, split in enumerate(ds["split"].values):
+            mean = ds["mean_pearson"].sel(split=split)
+            values = np.concatenate([[float(ds["mean_pearson_intact"].sel(split=split))],
+                                     mean.mean("repeat").values])
+            spread = np.concatenate([[0.0], mean.std("repeat").values])
+            ax.errorbar(fractions, values, yerr=spread, marker="o", color=_COLORS[j],
+                        label=str(split), capsize=3)
+        ax.set_xlabel(f"fraction {'lesioned' if title == 'lesion' else 'shuffled'}")
+        ax.set_ylabel("mean Pearson r")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    ax = axes[2]
+    for j, stage in enumerate(spectrum["stage"].values):
+        ax.plot(spectrum["eig_real"].sel(stage=stage), spectrum["eig_imag"].sel(stage=stage),
+                ".", ms=2, color=_COLORS[j], label=f"{stage} (radius "
+                f"{float(spectrum['spectral_radius'].sel(stage=stage)):.2f})")
+    ax.set_xlabel("Re")
+    ax.set_ylabel("Im")
+    ax.set_title("eigenvalues of W", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[3]
+    for j, stage in enumerate(perturbation["stage"].values):
+        ax.plot(perturbation["time"], perturbation["phase_divergence"].sel(stage=stage),
+                color=_COLORS[j], label=str(stage))
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("phase divergence (rad)")
+    ax.set_title("one spike deleted", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _png(fig)
