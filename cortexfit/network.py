@@ -25,6 +25,7 @@ import scipy.sparse as sp
 
 from .exceptions import ConfigError
 from .neurons.base import NeuronModel, get_model
+from .validation import check_nonnegative
 
 __all__ = [
     "Network",
@@ -159,18 +160,6 @@ class Network:
         return bool(np.all(w.data[pre_exc] >= 0) and np.all(w.data[~pre_exc] <= 0))
 
 
-def _check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} is not a number", field=name, found=repr(value),
-                          expected="a number") from None
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} is out of range", field=name, found=value,
-                          expected=">= 0" if allow_zero else "> 0")
-    return value
-
-
 def _bernoulli_edges(n: int, p: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Each ordered pair (post i, pre j), i != j, present with probability p. Row by row,
     so memory stays O(n p n) not O(n^2)."""
@@ -257,9 +246,9 @@ def ei_network(
     if not 0 < p <= 1:
         raise ConfigError("connection probability out of range", field="p", found=p,
                           expected="0 < p <= 1")
-    _check_positive("J", J, allow_zero=True)
-    _check_positive("g", g, allow_zero=True)
-    _check_positive("tau_s", tau_s)
+    check_nonnegative("J", J, allow_zero=True)
+    check_nonnegative("g", g, allow_zero=True)
+    check_nonnegative("tau_s", tau_s)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if excitatory is None:
         if not 0 <= frac_exc <= 1:
@@ -319,8 +308,8 @@ def gaussian_network(
     if not 0 < p <= 1:
         raise ConfigError("connection probability out of range", field="p", found=p,
                           expected="0 < p <= 1")
-    _check_positive("sigma", sigma, allow_zero=True)
-    _check_positive("tau_s", tau_s)
+    check_nonnegative("sigma", sigma, allow_zero=True)
+    check_nonnegative("tau_s", tau_s)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     rows, cols = _bernoulli_edges(n, p, rng)
     weights = rng.standard_normal(rows.size) * sigma / np.sqrt(n * p)

@@ -46,6 +46,7 @@ import xarray as xr
 from ..exceptions import ConfigError, CortexfitWarning
 from ..network import Network
 from ..simulate import DEFAULT_DT, Simulator, initial_state
+from ..validation import check_nonnegative
 
 __all__ = ["perturbation"]
 
@@ -164,15 +165,7 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
 
 
 def _check_time(name: str, value: float, *, allow_zero: bool) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} is not a number", field=name, found=repr(value),
-                          expected="seconds") from None
-    if not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-        raise ConfigError(f"{name} out of range", field=name, found=value,
-                          expected=">= 0 seconds" if allow_zero else "> 0 seconds")
-    return value
+    return check_nonnegative(name, value, allow_zero=allow_zero, unit="seconds")
 
 
 def _wrap(x: np.ndarray) -> np.ndarray:
