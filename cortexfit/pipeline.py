@@ -13,7 +13,8 @@ adds auxiliary OU targets and writes a run folder:
                     noise ceiling and the fit as a fraction of it (evaluate.score)
     diagnostics.nc  lesion, shuffle, spectrum, quasistatic, perturbation, lyapunov: one
                     NetCDF group each (cortexfit.diagnostics.save_diagnostics)
-    config.toml     the resolved settings, with the seed
+    checkpoint.npz  the fit's last checkpoint: rerunning resumes (or skips) training
+    config.toml     the resolved settings, with the seed (written before the work starts)
     versions.json   package versions and when/where the run happened
     index.html      the self-contained report
 """
@@ -70,6 +71,10 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
         "evaluate": {"n_trials": 12, "seed": 1000},
         "diagnostics": {"n_repeats": 3, "n_trials": 3, "seed": seed, "lyapunov_seeds": 3},
     }
+    (out / "config.toml").write_text(tomli_w.dumps(_toml_safe(config)), encoding="utf-8")
+    (out / "versions.json").write_text(
+        json.dumps({**run_stamp(), "packages": package_versions()}, indent=2), encoding="utf-8"
+    )
     nwb_path = write_synthetic_nwb(out / "synthetic.nwb", seed=seed, overwrite=True)
     block = read_nwb(nwb_path)
     summary = describe(block)
@@ -77,7 +82,9 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
     model_targets = add_auxiliary(targets, **config["auxiliary"])
     model_targets.to_netcdf(out / "targets.nc", engine="h5netcdf")
     fit_settings = {k: v for k, v in config["fit"].items() if k != "preset"}
-    fitted = RLSFit(**{**fit_settings, "progress": progress}).fit(model_targets)
+    # an interrupted demo resumes its fit from here (same settings and targets only)
+    fitted = RLSFit(**{**fit_settings, "progress": progress,
+                       "checkpoint": str(out / "checkpoint.npz")}).fit(model_targets)
     fitted.save(out / "model.npz")
     fitted.history_.to_netcdf(out / "history.nc", engine="h5netcdf")
     scores = score(fitted, targets, **config["evaluate"])
@@ -96,10 +103,6 @@ def run_demo(out: str | Path = "reports/demo", *, seed: int = 0, loops: int = 30
                                          duration=1.0, seed=seed),
     }
     diagnostics.save_diagnostics(out / "diagnostics.nc", **found)
-    (out / "config.toml").write_text(tomli_w.dumps(_toml_safe(config)), encoding="utf-8")
-    (out / "versions.json").write_text(
-        json.dumps({**run_stamp(), "packages": package_versions()}, indent=2), encoding="utf-8"
-    )
 
     # the mean over the generated trials' rate functions: what the targets converge to
     truth = make_synthetic_recording(seed=seed).truth["expected_rate"]

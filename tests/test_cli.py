@@ -98,3 +98,17 @@ def test_demo_writes_a_run_folder(tmp_path):
     assert versions["packages"]["numpy"] == np.__version__
     # the synthetic NWB it wrote is a valid input for `info`
     assert main(["info", str(out / "synthetic.nwb")]) == 0
+
+
+def test_demo_rerun_resumes_the_fit_from_its_checkpoint(tmp_path, monkeypatch):
+    out = tmp_path / "demo"
+    assert main(["demo", "--out", str(out), "--loops", "1"]) == 0
+    first = np.load(out / "model.npz")["plastic_data"]
+    import cortexfit.fit as fit_module
+
+    def no_training(*args, **kwargs):  # the rerun must not train again
+        raise AssertionError("the fit ran again instead of resuming from its checkpoint")
+
+    monkeypatch.setattr(fit_module, "rls_update", no_training)
+    assert main(["demo", "--out", str(out), "--loops", "1"]) == 0
+    np.testing.assert_array_equal(np.load(out / "model.npz")["plastic_data"], first)
