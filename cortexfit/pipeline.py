@@ -25,7 +25,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import tomli_w
 import xarray as xr
 

@@ -67,12 +67,17 @@ def target_heatmaps(targets: xr.Dataset, *, variable: str = "rate") -> bytes:
     return _png(fig)
 
 
+def _unit_grid(n: int):
+    """A figure with one small panel per unit, three per row."""
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    return plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+
+
 def example_units(targets: xr.Dataset, units: list[str], truth: xr.DataArray | None = None) -> bytes:
     """Training-trial rates, held-out rates and (if known) the true rate of a few units."""
     n = len(units)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = _unit_grid(n)
     time = targets["time"].values
     for ax, unit in zip(axes.flat, units):
         for j, cond in enumerate(targets["condition"].values):
@@ -131,9 +136,7 @@ def learning_curve(history: xr.Dataset) -> bytes:
 def model_vs_data(targets: xr.Dataset, model: xr.Dataset, units: list[str]) -> bytes:
     """Trial-averaged rates of a few units: data (training and held-out trials) and model."""
     n = len(units)
-    cols = min(n, 3)
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 2.8 * rows), squeeze=False)
+    fig, axes = _unit_grid(n)
     time = targets["time"].values
     for ax, unit in zip(axes.flat, units):
         for j, cond in enumerate(targets["condition"].values):

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +51,3 @@ def write_report(path: str | Path, title: str, sections: list[Section], *, subti
     )
     path.write_text(page, encoding="utf-8")
     return path
-
-
-def escape(text: str) -> str:
-    return html.escape(text)
