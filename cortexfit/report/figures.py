@@ -207,3 +207,91 @@ def diagnostics_overview(lesion: xr.Dataset, shuffle: xr.Dataset, spectrum: xr.D
     ax.legend(fontsize=8)
     fig.tight_layout()
     return _png(fig)
+
+
+def raster_examples(recording: xr.Dataset, *, max_units: int = 120) -> bytes:
+    """Spike rasters of one example trial per condition (``recording.nc``), times from the
+    alignment event, trial events as vertical lines."""
+    n = recording.sizes["example_trial"]
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.6), squeeze=False, sharey=True)
+    time = recording["spike_time"].values
+    unit = recording["spike_unit"].values
+    trial = recording["spike_trial"].values
+    events = recording["event_time"]
+    for j, ax in enumerate(axes[0]):
+        keep = (trial == j) & (unit < max_units)
+        ax.plot(time[keep], unit[keep], "|", color="k", markersize=2.5 if max_units > 30 else 8)
+        for k, name in enumerate(events["event"].values):
+            when = float(events.isel(example_trial=j).sel(event=name))
+            if np.isfinite(when) and name not in ("trial_start", "trial_stop"):
+                ax.axvline(when, color=_COLORS[k % len(_COLORS)], lw=1.2, label=str(name))
+        start = float(events.isel(example_trial=j).sel(event="trial_start"))
+        stop = float(events.isel(example_trial=j).sel(event="trial_stop"))
+        ax.set_xlim(start, stop)
+        ax.set_title(f"trial {recording['example_trial'].values[j]}: "
+                     f"{recording['example_condition'].values[j]}", fontsize=10)
+        ax.set_xlabel(f"time from {recording.attrs.get('align_event', 'the event')} (s)")
+        if j == 0:
+            ax.set_ylabel("unit")
+            ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return _png(fig)
+
+
+def heldout_fit(targets: xr.Dataset, scores: xr.Dataset, units: list[str]) -> bytes:
+    """Data (held-out trials, else the training targets) against the model, per unit and
+    condition, with the unit's correlation and noise ceiling in the title."""
+    n = len(units)
+    fig, axes = _unit_grid(n)
+    time = targets["time"].values
+    data_var = "rate_heldout" if "rate_heldout" in targets else "rate"
+    score_var = "pearson_heldout" if "pearson_heldout" in scores else "pearson_train"
+    for ax, unit in zip(axes.flat, units):
+        for j, cond in enumerate(targets["condition"].values):
+            color = _COLORS[j % len(_COLORS)]
+            ax.plot(time, targets[data_var].sel(condition=cond, unit=unit), color=color,
+                    lw=1.0, ls=":", label=f"{cond} data")
+            ax.plot(time, scores["model_rate"].sel(condition=cond, unit=unit), color=color,
+                    lw=2.0, label=f"{cond} model")
+        r = float(scores[score_var].sel(unit=unit).mean())
+        title = f"unit {unit}: r = {r:.2f}"
+        if "noise_ceiling" in scores:
+            title += f" (ceiling {float(scores['noise_ceiling'].sel(unit=unit).mean()):.2f})"
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("rate (Hz)")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def score_distributions(scores: xr.Dataset) -> bytes:
+    """Histograms of the per-(unit, condition) scores and, when there is a noise ceiling,
+    held-out correlation against the ceiling (points under the diagonal are below it)."""
+    names = [v for v in ("pearson_train", "pearson_heldout", "noise_ceiling") if v in scores]
+    with_ceiling = "noise_ceiling" in scores and "pearson_heldout" in scores
+    fig, axes = plt.subplots(1, 2 if with_ceiling else 1, figsize=(10 if with_ceiling else 5.5, 3.2),
+                             squeeze=False)
+    ax = axes[0][0]
+    for j, name in enumerate(names):
+        values = scores[name].values.ravel()
+        values = values[np.isfinite(values)]
+        ax.hist(values, bins=20, range=(-1, 1), alpha=0.55, color=_COLORS[j],
+                label=f"{name} (mean {values.mean():.2f})" if values.size else name)
+    ax.set_xlabel("Pearson r per unit and condition")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=8)
+    if with_ceiling:
+        ax = axes[0][1]
+        ceiling = scores["noise_ceiling"].values.ravel()
+        held = scores["pearson_heldout"].values.ravel()
+        ax.plot(ceiling, held, ".", ms=4, alpha=0.7)
+        ax.plot([-0.2, 1], [-0.2, 1], color="0.5", lw=0.8, ls="--")
+        ax.set_xlabel("noise ceiling (held-out)")
+        ax.set_ylabel("model r (held-out)")
+        ax.set_xlim(-0.2, 1.02)
+        ax.set_ylim(-0.6, 1.02)
+    fig.tight_layout()
+    return _png(fig)

@@ -1,0 +1,401 @@
+"""Run configuration: a TOML file validated into typed settings before any work starts.
+
+A config has these sections (every key optional; ``cortexfit demo`` is the empty config)::
+
+    [run]          name, seed
+    [data]         format, path, event_times, condition, where, align, window, variant
+    [targets]      bin_size, kernel, kernel_width, min_rate, heldout_fraction, min_trials,
+                   max_units
+    [auxiliary]    aux_ratio, tau_c, amplitude, tau_s
+    [network]      preset and the network settings of :class:`cortexfit.fit.RLSFit`
+    [training]     the training settings of :class:`cortexfit.fit.RLSFit`
+    [evaluate]     n_trials, seed, n_splits
+    [diagnostics]  enabled, lesion_fractions, shuffle_fractions, n_repeats, n_trials,
+                   spectrum, quasistatic, perturbation, lyapunov, lyapunov_seeds
+    [report]       title, example_units
+
+Validation is done by pydantic models with ``extra="forbid"`` and strict types (TOML has
+real integers, floats, booleans and strings, so ``"0.02"`` for a number is a mistake, not a
+conversion). Every problem becomes one :class:`~cortexfit.exceptions.ConfigError` naming the
+file, the key (``targets.bin_size``), the value and what is allowed.
+
+Paths in ``[data] path`` are relative to the config file's folder; a path starting with
+``shared:`` is relative to the shared data folder (``CORTEXFIT_SHARED_DATA``, else
+``../shared/data``, see :func:`cortexfit.datasets.paths.shared_data_dir`).
+
+:func:`resolve` fills in every default (the data format's own alignment, the training
+preset's values) so that the run folder's ``config.toml`` says exactly what ran.
+"""
+from __future__ import annotations
+
+import difflib
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .exceptions import ConfigError
+
+__all__ = ["RunConfig", "load_config", "parse_config", "resolve", "DATA_FORMATS", "to_toml"]
+
+#: Where each data format comes from.
+DATA_FORMATS = {
+    "synthetic": "the embedded synthetic recording (generated, written to NWB, read back)",
+    "nwb": "an NWB file with a units and a trials table (pynwb)",
+    "neo": "any file Neo reads (NIX, Blackrock, Plexon, Spike2, ...), one Segment per trial",
+    "pmd_yu2009": "the shared PMd reach recording (Yu et al. 2009)",
+    "alm_kim2023_psth": "the shared ALM trial-averaged rates (Kim et al. 2023): targets only",
+}
+
+_STRICT = ConfigDict(extra="forbid", strict=True, validate_default=True)
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Scalar = Union[str, int, float, bool]
+
+
+class _Section(BaseModel):
+    model_config = _STRICT
+
+
+class RunSection(_Section):
+    """What the run is called and its seed (every random choice derives from it)."""
+
+    name: str = ""
+    seed: int = Field(0, ge=0)
+
+
+class DataSection(_Section):
+    """Which recording, which trials, aligned on what."""
+
+    format: Literal["synthetic", "nwb", "neo", "pmd_yu2009", "alm_kim2023_psth"] = "synthetic"
+    path: str | None = None
+    event_times: Literal["auto", "absolute", "relative"] = "auto"
+    variant: str | None = None
+    condition: str | list[str] | None = None
+    where: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
+    align: str | None = None
+    window: list[float] | None = Field(None, min_length=2, max_length=2)
+
+    @field_validator("window")
+    @classmethod
+    def _ordered(cls, window):
+        if window is not None and not window[0] < window[1]:
+            raise ValueError("window must be [start, stop] with start < stop (seconds)")
+        return window
+
+    @model_validator(mode="after")
+    def _path_needed(self):
+        if self.format in ("nwb", "neo") and not self.path:
+            raise ValueError(f"path is required for format {self.format!r}: the recording "
+                             "file (relative to the config file, or 'shared:...')")
+        if self.format == "synthetic" and self.path:
+            raise ValueError("path is not used for format 'synthetic' (the recording is "
+                             "generated); remove it")
+        return self
+
+
+class TargetsSection(_Section):
+    """Binning and smoothing of the trial-averaged targets, the held-out split."""
+
+    bin_size: PositiveFloat = 0.02
+    kernel: Literal["gaussian", "exponential", "alpha", "boxcar", "none"] = "gaussian"
+    kernel_width: PositiveFloat = 0.05
+    min_rate: float = Field(1.0, ge=0)
+    heldout_fraction: float = Field(0.2, ge=0, lt=1)
+    min_trials: int = Field(2, ge=1)
+    max_units: int | None = Field(None, ge=1)
+
+
+class AuxiliarySection(_Section):
+    """Auxiliary neurons with OU-process targets (the paper's Figure 5)."""
+
+    aux_ratio: float = Field(2.0, ge=0, le=20)
+    tau_c: PositiveFloat = 0.8
+    amplitude: PositiveFloat = 0.1
+    tau_s: PositiveFloat = 0.05
+
+
+class NetworkSection(_Section):
+    """The network; unset keys take the values of ``preset`` (see :class:`RLSFit`)."""
+
+    preset: Literal["recordings", "paper"] = "recordings"
+    neuron_model: str | None = None
+    dale: bool | None = None
+    frac_exc: float | None = Field(None, gt=0, lt=1)
+    p: float | None = Field(None, gt=0, le=1)
+    J: float | None = Field(None, gt=0)
+    g: float | None = Field(None, ge=0)
+    sigma: float | None = Field(None, ge=0)
+    zero_row_sum: bool | None = None
+    k_plastic: int | Literal["all"] | None = None
+    tau_s: float | None = Field(None, gt=0)
+    bias: float | None = None
+
+    @field_validator("k_plastic")
+    @classmethod
+    def _k_positive(cls, k):
+        if isinstance(k, int) and k < 1:
+            raise ValueError("k_plastic must be 'all' or an integer >= 1")
+        return k
+
+    @field_validator("neuron_model")
+    @classmethod
+    def _known_model(cls, name):
+        if name is not None:
+            from .neurons.base import model_names
+
+            if name not in model_names():
+                raise ValueError(f"unknown neuron model; one of {sorted(model_names())}")
+        return name
+
+
+class TrainingSection(_Section):
+    """RLS training; unset keys take the values of ``[network] preset``."""
+
+    form: Literal["auto", "rate", "drive"] | None = None
+    lam: float | None = Field(None, gt=0)
+    update_every: float | None = Field(None, gt=0)
+    stim_duration: float | None = Field(None, ge=0)
+    stim_amplitude: float | None = Field(None, ge=0)
+    pre_duration: float | None = Field(None, ge=0)
+    loops: int | None = Field(None, ge=1)
+    fi_smoothing: float | None = Field(None, gt=0)
+    rate_gate: float | Literal[False] | None = None  # false: no suprathreshold gate
+    compensate_filter: bool | None = None
+    dt: float | None = Field(None, gt=0, le=0.01)
+    max_rate: float | None = Field(None, gt=0)
+    checkpoint_every: int = Field(5, ge=1)
+
+
+class EvaluateSection(_Section):
+    """Scoring the fitted network: fresh model trials per condition, the split-half ceiling."""
+
+    n_trials: int = Field(12, ge=1)
+    seed: int = Field(1000, ge=0)
+    n_splits: int = Field(100, ge=2)
+
+
+class DiagnosticsSection(_Section):
+    """Taking the fitted network apart."""
+
+    enabled: bool = True
+    lesion_fractions: list[Fraction] = Field(default_factory=lambda: [0.05, 0.1, 0.4],
+                                             min_length=1)
+    shuffle_fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
+                                              min_length=1)
+    n_repeats: int = Field(3, ge=1)
+    n_trials: int = Field(3, ge=1)
+    spectrum: bool = True
+    quasistatic: bool = True
+    perturbation: bool = True
+    lyapunov: bool = True
+    lyapunov_seeds: int = Field(3, ge=1)
+
+
+class ReportSection(_Section):
+    """The HTML report."""
+
+    title: str = ""
+    example_units: int = Field(6, ge=1, le=24)
+
+
+class RunConfig(_Section):
+    """A whole run's settings. Build with :func:`load_config` or :func:`parse_config`."""
+
+    run: RunSection = Field(default_factory=RunSection)
+    data: DataSection = Field(default_factory=DataSection)
+    targets: TargetsSection = Field(default_factory=TargetsSection)
+    auxiliary: AuxiliarySection = Field(default_factory=AuxiliarySection)
+    network: NetworkSection = Field(default_factory=NetworkSection)
+    training: TrainingSection = Field(default_factory=TrainingSection)
+    evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
+    diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
+    report: ReportSection = Field(default_factory=ReportSection)
+    #: the folder relative paths are resolved against (the config file's folder)
+    base_dir: str = Field(".", exclude=True)
+
+    # -------------------------------------------------------------- helpers
+    def data_path(self) -> Path | None:
+        """``[data] path`` resolved (``shared:`` prefix, relative to the config file)."""
+        path = self.data.path
+        if not path:
+            return None
+        if path.startswith("shared:"):
+            from .datasets.paths import shared_data_dir
+
+            return shared_data_dir() / path[len("shared:"):].lstrip("/")
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
+
+    def fit_settings(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`cortexfit.fit.RLSFit` (preset, then the keys set)."""
+        from .fit import RLSFit
+
+        given = {k: v for section in (self.network, self.training)
+                 for k, v in section.model_dump().items()
+                 if v is not None and k not in ("preset", "checkpoint_every")}
+        if given.get("rate_gate") is False:
+            given["rate_gate"] = None
+        given["seed"] = self.run.seed
+        base = RLSFit.for_recordings() if self.network.preset == "recordings" else RLSFit()
+        settings = {**base.settings(), **given}
+        for k in ("checkpoint", "checkpoint_every", "progress", "network"):
+            settings.pop(k, None)
+        return settings
+
+
+# ---------------------------------------------------------------------- loading
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a TOML config file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("the config file does not exist", file=path, field="CONFIG",
+                          expected="a TOML file (see pipelines/ for examples)")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError("the config file is not valid TOML", file=path, found=str(exc),
+                          expected="TOML (https://toml.io)") from None
+    return parse_config(raw, base_dir=path.parent, file=path)
+
+
+def parse_config(raw: dict[str, Any], *, base_dir: str | Path = ".",
+                 file: str | Path | None = None) -> RunConfig:
+    """Validate a config given as a dict (the parsed TOML)."""
+    if not isinstance(raw, dict):
+        raise ConfigError("a config must be a table of sections", file=file, found=type(raw),
+                          expected="a dict / TOML document")
+    try:
+        return RunConfig.model_validate({**raw, "base_dir": str(base_dir)})
+    except ValidationError as exc:
+        raise _config_error(exc, raw, file) from None
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """The keys allowed at ``loc`` (a section's fields, or the section names)."""
+    target = model
+    for part in loc[:-1]:
+        field = target.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            target = annotation
+        else:
+            return []
+    return [k for k in target.model_fields if k != "base_dir"]
+
+
+def _lookup(raw: Any, loc: tuple) -> Any:
+    for part in loc:
+        try:
+            raw = raw[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return raw
+
+
+def _key_of(loc: tuple) -> tuple[tuple, str]:
+    """``("data", "condition", "list[str]", 0)`` -> the config path and its text."""
+    names = [p for p in loc[:2] if isinstance(p, str)]
+    if len(names) == 2 and names[0] not in RunConfig.model_fields:
+        names = names[:1]
+    index = [p for p in loc[len(names):] if isinstance(p, int)]
+    text = ".".join(names) + "".join(f"[{i}]" for i in index[:1])
+    return tuple(names) + tuple(index[:1]), text or "(top level)"
+
+
+def _config_error(exc: ValidationError, raw: dict, file) -> ConfigError:
+    problems: dict[str, list[str]] = {}
+    found_at: dict[str, Any] = {}
+    for err in exc.errors():
+        loc, key = _key_of(tuple(err["loc"]))
+        found = _lookup(raw, loc)
+        found_at.setdefault(key, found)
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(RunConfig, loc)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            text = ("unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
+                    + f"; allowed: {', '.join(allowed)}")
+        else:
+            text = err["msg"].removeprefix("Value error, ")
+        if text not in problems.setdefault(key, []):
+            problems[key].append(text)
+    parts = []
+    for key, texts in problems.items():
+        shown = "" if key == "(top level)" else f" = {found_at[key]!r}"
+        parts.append(f"{key}{shown}: " + ", or ".join(texts))
+    key = next(iter(problems))
+    message = "invalid configuration" if len(parts) > 1 else "invalid configuration value"
+    return ConfigError(message + ": " + "; ".join(parts), file=file, field=key,
+                       found=found_at[key], hint="Fix the key in the config file; every "
+                       "key and its default is listed in pipelines/README.md")
+
+
+# ---------------------------------------------------------------------- resolving
+def resolve(config: RunConfig) -> dict[str, Any]:
+    """The config with every default filled in, as plain TOML-ready data."""
+    from .datasets.synthetic import SYNTHETIC_TARGETS
+
+    data = config.data.model_dump()
+    data["path"] = str(config.data_path()) if config.data.path else None
+    defaults = _FORMAT_DEFAULTS.get(config.data.format, {})
+    if config.data.format == "synthetic":
+        defaults = {"align": SYNTHETIC_TARGETS["align"],
+                    "window": list(SYNTHETIC_TARGETS["window"]),
+                    "condition": SYNTHETIC_TARGETS["condition"]}
+    for key, value in defaults.items():
+        if data.get(key) is None:
+            data[key] = value
+    if data.get("condition") is None:
+        data["condition"] = "condition"
+    if config.data.format in ("nwb", "neo") and (data["align"] is None or data["window"] is None):
+        missing = "align" if data["align"] is None else "window"
+        raise ConfigError(f"data.{missing} is required for format {config.data.format!r}",
+                          field=f"data.{missing}", expected="the trial event to align on "
+                          "(see `cortexfit info FILE`) and the window [start, stop] in s")
+    out = {
+        "run": {**config.run.model_dump(), "name": config.run.name or config.data.format},
+        "data": data,
+        "targets": config.targets.model_dump(),
+        "auxiliary": config.auxiliary.model_dump(),
+        **_fit_sections(config),
+        "evaluate": config.evaluate.model_dump(),
+        "diagnostics": config.diagnostics.model_dump(),
+        "report": config.report.model_dump(),
+    }
+    return out
+
+
+def _fit_sections(config: RunConfig) -> dict[str, dict[str, Any]]:
+    """``[network]`` and ``[training]`` with the preset's values written out."""
+    settings = config.fit_settings()
+    if settings.get("rate_gate") is None:
+        settings["rate_gate"] = False
+    network = {"preset": config.network.preset}
+    network.update({k: settings[k] for k in NetworkSection.model_fields if k != "preset"})
+    training = {k: settings[k] for k in TrainingSection.model_fields if k in settings}
+    training["checkpoint_every"] = config.training.checkpoint_every
+    return {"network": network, "training": training}
+
+
+#: Alignment and window used when the config leaves them out, per data format.
+_FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "pmd_yu2009": {"align": "trial_start", "window": [0.0, 1.0], "condition": "condition",
+                   "variant": "ex2"},
+    "alm_kim2023_psth": {},
+}
+
+
+def to_toml(resolved: dict[str, Any]) -> str:
+    """TOML text of a resolved config (TOML has no None: such keys are left out)."""
+    import tomli_w
+
+    return tomli_w.dumps(_toml_safe(resolved))
+
+
+def _toml_safe(value):
+    if isinstance(value, dict):
+        return {k: _toml_safe(v) for k, v in value.items() if v is not None}
+    if isinstance(value, (list, tuple)):
+        return [_toml_safe(v) for v in value]
+    return value
