@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(BIN)/cortexfit demo --out reports/demo
 
 test: $(STAMP)
+	.ci/ensure-chromium
 	$(BIN)/python -m pytest -n 2
 
 BENCH_VENV  := .venv-bench
