@@ -1,12 +1,26 @@
 """RLS kernel speed: neuron-updates per second and memory bandwidth against a plain copy.
 
-Run:  .venv/bin/python benchmarks/bench_rls.py [--repeats 5] [--threads N]
+Run:  .venv/bin/python benchmarks/bench_rls.py [--repeats 9] [--threads N]
 
-For each size N x K (K plastic inputs per neuron), one RLS update of every neuron must at
-least read and write every packed float32 P once: 2 * N * K(K+1)/2 * 4 bytes. The same run
-measures a plain copy of a buffer of that size (read + write) with the same threads as the
-kernel, so the printed ratio "kernel bandwidth / copy bandwidth" compares like with like on
-this machine, now.
+**How bytes are counted.** One RLS update of every neuron has to read every packed float32
+P entry once and write it once (every entry changes), so the floor is
+``2 * N * K(K+1)/2 * 4`` bytes: P read once + P written once. That is the only traffic
+counted, for the kernel and for the copy alike. The kernel's second pass over a neuron's P
+(the rank-1 update after k = P r) is not counted: a neuron's P (at most 66 kB here) is still
+in L1/L2 from the first pass, so it costs compute, not memory traffic. Not counted either
+(the RLS figure is therefore a slight underestimate of the traffic it really moves): the
+per-synapse arrays (indices, weights, frozen, sign: 10 bytes per synapse, i.e. 40 / K bytes
+per P byte) and the scratch rows.
+
+**The reference** is a plain copy (numba slice assignment, one contiguous chunk per thread)
+of a buffer the size of P, counted as the same ``2 * P bytes`` (read + write), with the same
+thread count as the kernel. Copy and kernel are timed alternately, repeat by repeat (the
+machine's bandwidth drifts by up to 2x within a minute on a shared host), and the best time
+of each is kept; "ratio" = copy time / kernel time = kernel bandwidth / copy bandwidth.
+
+**In-cache** is the kernel's pure compute time per neuron: the single-threaded kernel on 16
+neurons whose P fits in L2, repeated. Compared with the streaming time per neuron and
+thread it shows how much of the run is waiting for memory.
 """
 from __future__ import annotations
 
@@ -18,9 +32,10 @@ import time
 import numba
 import numpy as np
 
-from cortexfit.rls import init_packed, rls_update
+from cortexfit.rls import _update_serial, init_packed, rls_update
 
 SIZES = [(4096, 58), (10_000, 90), (20_000, 128)]
+IN_CACHE_NEURONS = 16
 
 
 def _plastic_lists(n: int, k: int, rng: np.random.Generator):
@@ -44,58 +59,84 @@ def _parallel_copy(src, dst):
         dst[start:stop] = src[start:stop]
 
 
-def _best(fn, repeats: int) -> float:
-    fn()  # warm up (and compile)
-    times = []
+def _problem(n: int, k: int, rng: np.random.Generator):
+    indptr, indices = _plastic_lists(n, k, rng)
+    packed, offsets = init_packed(indptr, 1.0)
+    return dict(
+        neurons=np.arange(n, dtype=np.int64), indptr=indptr, indices=indices,
+        weights=rng.normal(0, 0.1, n * k).astype(np.float32),
+        sign=np.zeros(n * k, dtype=np.int8), frozen=np.zeros(n * k, dtype=bool),
+        packed=packed, offsets=offsets, r=rng.uniform(0, 0.3, n).astype(np.float32),
+        u=np.zeros(n, dtype=np.float32), bias=np.zeros(n, dtype=np.float32),
+        target=rng.normal(0, 1, n).astype(np.float32),
+        scratch_x=np.zeros((n, k), dtype=np.float32), scratch_k=np.zeros((n, k), dtype=np.float32))
+
+
+def _args(p):
+    return (p["neurons"], p["indptr"], p["indices"], p["weights"], p["sign"], p["frozen"],
+            p["packed"], p["offsets"], p["r"], p["u"], p["bias"], p["target"], False,
+            np.float32(0.1))
+
+
+def _in_cache_ns(k: int, repeats: int) -> float:
+    """Single-threaded compute time per neuron with P in cache (16 neurons, best of runs)."""
+    p = _problem(k + 1, k, np.random.default_rng(1))
+    p["neurons"] = p["neurons"][:IN_CACHE_NEURONS]
+    args = _args(p) + (np.float32(0.0), p["scratch_x"], p["scratch_k"])
+    _update_serial(*args)
+    best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for _ in range(200):
+            _update_serial(*args)
+        best = min(best, (time.perf_counter() - start) / 200)
+    return best / IN_CACHE_NEURONS * 1e9
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
     args = parser.parse_args()
     numba.set_num_threads(args.threads)
+    threads = numba.get_num_threads()
     rng = np.random.default_rng(0)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numba threads {numba.get_num_threads()}, numpy {np.__version__}, numba {numba.__version__}")
-    header = (f"{'N x K':>14} {'P MB':>8} {'copy ms':>9} {'copy GB/s':>10} {'RLS ms':>8} "
-              f"{'RLS GB/s':>9} {'ratio':>6} {'neuron-updates/s':>17}")
+          f"numba threads {threads}, numpy {np.__version__}, numba {numba.__version__}")
+    header = (f"{'N x K':>14} {'P MB':>7} {'copy ms':>8} {'copy GB/s':>9} {'RLS ms':>8} "
+              f"{'RLS GB/s':>8} {'ratio':>6} {'updates/s':>10} {'ns/neuron/thread':>16} "
+              f"{'in-cache ns':>11}")
     print(header)
     for n, k in SIZES:
-        indptr, indices = _plastic_lists(n, k, rng)
-        packed, offsets = init_packed(indptr, 1.0)
-        weights = rng.normal(0, 0.1, n * k).astype(np.float32)
-        sign = np.zeros(n * k, dtype=np.int8)
-        frozen = np.zeros(n * k, dtype=bool)
-        r = rng.uniform(0, 0.3, n).astype(np.float32)
-        u = np.zeros(n, dtype=np.float32)
-        bias = np.zeros(n, dtype=np.float32)
-        target = rng.normal(0, 1, n).astype(np.float32)
-        neurons = np.arange(n, dtype=np.int64)
-        scratch_x = np.zeros((n, k), dtype=np.float32)
-        scratch_k = np.zeros((n, k), dtype=np.float32)
+        p = _problem(n, k, rng)
+        packed = p["packed"]
         copy_dst = np.empty_like(packed)
+        kernel_args = _args(p)
 
         def copy():
             _parallel_copy(packed, copy_dst)
 
         def update():
-            rls_update(neurons, indptr, indices, weights, sign, frozen, packed, offsets, r, u,
-                       bias, target, False, np.float32(0.1), scratch_x, scratch_k)
+            rls_update(*kernel_args, p["scratch_x"], p["scratch_k"])
 
-        t_copy = _best(copy, args.repeats)
-        t_rls = _best(update, args.repeats)
-        moved = 2 * packed.nbytes  # read + write every P once: the floor
+        copy()
+        update()  # warm up (compile, page in)
+        t_copy = t_rls = np.inf
+        for _ in range(args.repeats):  # alternate, so both see the same machine state
+            start = time.perf_counter()
+            copy()
+            t_copy = min(t_copy, time.perf_counter() - start)
+            start = time.perf_counter()
+            update()
+            t_rls = min(t_rls, time.perf_counter() - start)
+        moved = 2 * packed.nbytes  # P read once + written once: the floor (see docstring)
         bw_copy, bw_rls = moved / t_copy / 1e9, moved / t_rls / 1e9
-        print(f"{n:>7} x {k:<4} {packed.nbytes / 1e6:8.1f} {t_copy * 1e3:9.2f} {bw_copy:10.1f} "
-              f"{t_rls * 1e3:8.2f} {bw_rls:9.1f} {bw_rls / bw_copy:6.2f} {n / t_rls:17.3g}")
-        del packed, copy_dst, scratch_x, scratch_k
-    print("ratio = RLS bandwidth / copy bandwidth (1.0 = the RLS update runs at the memory floor)")
+        in_cache = _in_cache_ns(k, args.repeats)
+        print(f"{n:>7} x {k:<4} {packed.nbytes / 1e6:7.1f} {t_copy * 1e3:8.2f} {bw_copy:9.1f} "
+              f"{t_rls * 1e3:8.2f} {bw_rls:8.1f} {bw_rls / bw_copy:6.2f} {n / t_rls:10.3g} "
+              f"{t_rls / n * threads * 1e9:16.0f} {in_cache:11.0f}")
+        del p, packed, copy_dst
+    print("ratio = RLS bandwidth / copy bandwidth (1.0 = the RLS update runs at the copy's speed)")
 
 
 if __name__ == "__main__":

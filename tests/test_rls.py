@@ -104,3 +104,85 @@ def test_far_subthreshold_input_without_gate_is_no_error():
                np.zeros((20, kmax), np.float32), np.zeros((20, kmax), np.float32),
                gate=-np.inf)
     np.testing.assert_array_equal(pl.data, before)
+
+
+def _csr(sizes, n, rng):
+    """Plastic in-lists with the given K per neuron (presynaptic ids drawn from n neurons)."""
+    indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    indices = np.concatenate([np.sort(rng.choice(n, size=k, replace=False)) for k in sizes]
+                             ).astype(np.int32)
+    return indptr, indices
+
+
+@pytest.mark.parametrize("rate_form", [False, True])
+def test_edge_sizes_agree_with_the_reference(rate_form):
+    """K = 0, 1, 2 and sizes around 16 (vector width) in one network, mixed Dale signs."""
+    rng = np.random.default_rng(5)
+    sizes = [0, 1, 2, 15, 16, 17, 31, 33, 0, 1]
+    n = len(sizes) + 40
+    sizes += [3] * 40
+    indptr, indices = _csr(sizes, n, rng)
+    nnz = int(indptr[-1])
+    sign = rng.choice([-1, 0, 1], size=nnz).astype(np.int8)
+    w0 = (np.abs(rng.normal(0, 0.5, nnz)) * np.where(sign == 0, rng.choice([-1, 1], nnz), sign)
+          ).astype(np.float32)
+    packed, offsets = init_packed(indptr, 2.0)
+    dense = [np.eye(k) / 2.0 for k in sizes]
+    w32, w64 = w0.copy(), w0.astype(float)
+    fz32, fz64 = np.zeros(nnz, bool), np.zeros(nnz, bool)
+    u32, u64 = np.zeros(n, np.float32), np.zeros(n)
+    kmax = max(sizes)
+    sx, sk = np.zeros((n, kmax), np.float32), np.zeros((n, kmax), np.float32)
+    neurons = np.arange(n)
+    bias = np.full(n, 0.3, np.float32)
+    for _ in range(30):
+        r = rng.uniform(0, 0.5, n).astype(np.float32)
+        target = (rng.uniform(0, 0.3, n) if rate_form else rng.normal(0, 1, n)).astype(np.float32)
+        a = rls_update(neurons, indptr, indices, w32, sign, fz32, packed, offsets, r, u32, bias,
+                       target, rate_form, np.float32(0.1), sx, sk)
+        b = rls_update_reference(neurons, indptr, indices, w64, sign, fz64, dense,
+                                 r.astype(float), u64, bias.astype(float), target.astype(float),
+                                 rate_form)
+        assert a == b
+    np.testing.assert_allclose(w32, w64, atol=2e-5 * np.abs(w64).max())
+    np.testing.assert_array_equal(fz32, fz64)
+    for i, k in enumerate(sizes):
+        block = packed[offsets[i]:offsets[i + 1]]
+        assert block.size == k * (k + 1) // 2
+        np.testing.assert_allclose(unpack(block, k), dense[i], atol=1e-5)
+
+
+def test_result_is_bit_identical_for_any_thread_count():
+    """The parallel kernel gives the same bits with 1 and 2 threads (no thread-order sums)."""
+    numba = pytest.importorskip("numba")
+    from cortexfit.rls import _update_parallel
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 numba threads")
+    rng = np.random.default_rng(9)
+    n = 64
+    sizes = list(rng.integers(0, 40, n))
+    indptr, indices = _csr(sizes, n, rng)
+    nnz = int(indptr[-1])
+    sign = np.zeros(nnz, np.int8)
+    w0 = rng.normal(0, 0.3, nnz).astype(np.float32)
+    kmax = max(sizes)
+    steps = [(rng.uniform(0, 0.5, n).astype(np.float32), rng.normal(0, 1, n).astype(np.float32))
+             for _ in range(10)]
+    before = numba.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            packed, offsets = init_packed(indptr, 1.0)
+            w, fz, u = w0.copy(), np.zeros(nnz, bool), np.zeros(n, np.float32)
+            sx, sk = np.zeros((n, kmax), np.float32), np.zeros((n, kmax), np.float32)
+            for r, target in steps:
+                _update_parallel(np.arange(n), indptr, indices, w, sign, fz, packed, offsets, r,
+                                 u, np.zeros(n, np.float32), target, False, np.float32(0.1),
+                                 np.float32(0.0), sx, sk)
+            results.append((w, u, packed))
+    finally:
+        numba.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
