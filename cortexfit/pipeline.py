@@ -224,8 +224,8 @@ def _load_block(ctx: _Run):
 
 
 def _dataset_info(ctx: _Run) -> dict[str, Any] | None:
-    """Citation and licence when the recording is one of the shared datasets."""
-    from .datasets.paths import shared_data_dir
+    """Citation and licence when the recording is one of the shared datasets (by format,
+    or by file name and folder for an NWB / Neo file)."""
     from .datasets.shared import SHARED_DATASETS
 
     fmt = ctx.config.data.format
@@ -237,10 +237,6 @@ def _dataset_info(ctx: _Run) -> dict[str, Any] | None:
     for name, info in SHARED_DATASETS.items():
         if path.name in info["files"] and path.parent.name == info["folder"]:
             return {"name": name, **info}
-    try:
-        path.resolve().relative_to(shared_data_dir().resolve())
-    except (ValueError, CortexfitError, OSError):
-        return None
     return None
 
 

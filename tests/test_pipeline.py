@@ -267,3 +267,16 @@ def test_cortexfit_run_with_a_bad_config_exits_2_without_traceback(tmp_path, cap
     assert main(["report", str(tmp_path)]) == 2
     assert "not a complete cortexfit run" in capsys.readouterr().err
     assert main(["run", str(config), "--resume", "--restart"]) == 2
+
+
+def test_a_shared_recording_is_recognised_for_its_citation_and_licence(tmp_path):
+    from cortexfit.pipeline import Console, _dataset_info, _Run
+
+    config = parse_config({"data": {
+        "format": "nwb", "path": "shared:alm_economo2018_nwb/sub-anm369963_ses-20170228.nwb",
+        "align": "cue_start_time", "window": [-1.0, 1.0]}})
+    info = _dataset_info(_Run(config, tmp_path, Console(0), False, False))
+    assert info["license"] == "CC-BY-4.0" and "Economo" in info["citation"][0]
+    mine = parse_config({"data": {"format": "nwb", "path": "mine.nwb", "align": "go",
+                                  "window": [0.0, 1.0]}})
+    assert _dataset_info(_Run(mine, tmp_path, Console(0), False, False)) is None
