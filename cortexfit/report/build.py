@@ -47,6 +47,63 @@ def _fmt(x: float) -> str:
     return "n/a" if x is None or not np.isfinite(x) else f"{x:.2f}"
 
 
+def _sentence(text: str) -> str:
+    """``text`` as a sentence: no 'none:' prefix, capitalised, ending with a full stop."""
+    text = str(text).strip()
+    if text.lower().startswith("none:"):
+        text = text[5:].strip()
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    """The first sentence of ``text`` (cut at ``limit`` characters with an ellipsis)."""
+    text = " ".join(str(text).split())
+    cut = text.find(". ")
+    if 0 < cut < limit:
+        return text[:cut + 1]
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + " ..."
+
+
+def _recording_rows(recording: xr.Dataset, targets: xr.Dataset, config: dict) -> list[list]:
+    """Units, trials and conditions of the recording (before any selection)."""
+    summary = json.loads(recording.attrs.get("summary_json", "{}") or "{}")
+    rates_only = bool(int(recording.attrs.get("rates_only", 0)))
+    n_units = int(recording.attrs.get("n_units", summary.get("n_units", targets.sizes["unit"])))
+    rows: list[list] = [["units", n_units]]
+    cell_types = summary.get("unit_attributes", {}).get("cell_type")
+    if isinstance(cell_types, dict) and cell_types:
+        rows[0][1] = f"{n_units} ({', '.join(f'{k} {v}' for k, v in cell_types.items())})"
+    if rates_only:
+        rows.append(["trials", "none: trial-averaged rates only"])
+    else:
+        rows.append(["trials", int(recording.attrs.get("n_trials", summary.get("n_trials", 0)))])
+        duration = summary.get("trial_duration")
+        if isinstance(duration, list) and len(duration) == 3:
+            rows.append(["trial duration (min / median / max)",
+                         " / ".join(f"{d:.2f}" for d in duration) + " s"])
+    key = config.get("data", {}).get("condition")
+    counts = summary.get("trial_attributes", {}).get(key) if isinstance(key, str) else None
+    if isinstance(counts, dict) and counts:
+        rows.append([f"conditions ({key})",
+                     ", ".join(f"{c}: {n} trials" for c, n in counts.items())])
+    else:
+        rows.append(["conditions", ", ".join(str(c) for c in targets["condition"].values)])
+    rates = summary.get("mean_rate")
+    if isinstance(rates, dict) and rates:
+        values = np.array(list(rates.values()), dtype=float)
+        rows.append(["mean rate per unit (min / median / max)",
+                     f"{values.min():.2f} / {np.median(values):.2f} / {values.max():.2f} Hz"])
+    events = summary.get("events")
+    if isinstance(events, dict) and events:
+        rows.append(["trial events (median time from trial start)",
+                     ", ".join(f"{name} {ev.get('median', float('nan')):.2f} s"
+                               for name, ev in events.items() if isinstance(ev, dict))])
+    return rows
+
+
 def build_report(run_dir: str | Path) -> Path:
     """Render ``RUN_DIR/index.html`` from the run folder's files; returns its path."""
     run_dir = Path(run_dir)
@@ -87,7 +144,7 @@ def build_report(run_dir: str | Path) -> Path:
 
     # ------------------------------------------------------------ summary
     rows = [
-        ["recording", dataset.get("description", config["data"]["format"])[:140]
+        ["recording", _first_sentence(dataset.get("description", config["data"]["format"]))
          if dataset else config["data"].get("path") or config["data"]["format"]],
         ["recorded units fitted", recorded],
         ["conditions", ", ".join(conditions)],
@@ -113,30 +170,45 @@ def build_report(run_dir: str | Path) -> Path:
             "allow."
         )
     else:
-        verdict += (" " + scores.attrs.get("heldout", "No held-out trials exist.")
-                    + " The score therefore says how well the network reproduces the targets, "
-                    "not how well it predicts unseen data.")
+        why = _sentence(scores.attrs.get("heldout", ""))
+        if "no held-out trials" not in why.lower():
+            why = ("There are no held-out trials. " + why).strip()
+        verdict += (" " + why + " The score therefore says how well the network reproduces "
+                    "the targets, not how well it predicts unseen data.")
     sections = [Section("Summary", paragraphs=[verdict], tables=[(["", ""], rows)])]
 
     # ------------------------------------------------------------ recording
     rec_paragraphs = []
     rec_figures = []
-    if int(recording.attrs.get("rates_only", 0)):
+    rates_only = bool(int(recording.attrs.get("rates_only", 0)))
+    if rates_only:
         rec_paragraphs.append(
-            f"{recording.attrs.get('summary', '')}. The recording holds trial-averaged rates "
-            "only: there are no spikes to show and no single trials to hold out.")
-    else:
+            f"{_sentence(recording.attrs.get('summary', ''))} The recording holds "
+            "trial-averaged rates only: there are no spikes to show and no single trials to "
+            "hold out.")
+    elif "spike_time" in recording:
         rec_figures.append((figures.raster_examples(recording),
-                            "One trial of each condition, spikes aligned on "
+                            "Spike rasters of one trial of each condition, aligned on "
                             f"{recording.attrs.get('align_event', 'the event')}; vertical "
                             "lines mark the trial events."))
+    rec_figures.append((figures.psth_examples(targets, examples[:4]),
+                        "PSTHs per condition"
+                        + (" (trial-averaged rates as distributed)" if rates_only else
+                           " (average over the training trials, smoothed as in Targets)")
+                        + ": example units in colour, the mean of all "
+                        f"{recorded} fitted units in black, the 10-90 % range of units shaded."))
     if dataset:
         rec_paragraphs.append(f"Dataset: {dataset.get('description', dataset.get('name'))}")
         rec_paragraphs.append(f"Licence: {dataset.get('license', 'not stated')}.")
         for cite in dataset.get("citation", []):
             rec_paragraphs.append(f"Cite: {cite}")
-    sections.append(Section("Recording", paragraphs=rec_paragraphs, figures=rec_figures,
-                            preformatted=str(recording.attrs.get("summary", ""))))
+    description = str(recording.attrs.get("summary", ""))
+    sections.append(Section(
+        "Recording", paragraphs=rec_paragraphs, figures=rec_figures,
+        tables=[(["", ""], _recording_rows(recording, targets, config))],
+        details=([("Full description of the recording", description)]
+                 if description and not rates_only else []),
+    ))
 
     # ------------------------------------------------------------ targets
     attrs = targets.attrs
@@ -145,7 +217,7 @@ def build_report(run_dir: str | Path) -> Path:
         t_par.append(
             f"Trials aligned on {attrs['align_event']}, window [{attrs['window_start']:g}, "
             f"{attrs['window_stop']:g}] s, {attrs['bin_size'] * 1000:g} ms bins, "
-            f"{attrs['kernel']} kernel of width {attrs['kernel_width'] * 1000:g} ms; "
+            f"{attrs['kernel']} kernel of width {attrs['kernel_width'] * 1000:.3g} ms; "
             f"{recorded} units kept.")
         dropped = json.loads(attrs.get("dropped_units", "[]"))
         if dropped:
@@ -197,6 +269,9 @@ def build_report(run_dir: str | Path) -> Path:
     # ------------------------------------------------------------ fit
     fit_text = (f"The model's trial average over {scores.attrs.get('n_trials', '?')} fresh "
                 "trials per condition, binned and smoothed exactly like the data.")
+    if not has_heldout:
+        fit_text += (" There are no held-out trials, so the model is compared with the "
+                     "targets it was trained on.")
     fit_figs = [
         (figures.heldout_fit(targets, scores, examples),
          ("Held-out data (dotted) and the model (solid); each panel gives the unit's mean r "
@@ -215,7 +290,8 @@ def build_report(run_dir: str | Path) -> Path:
         d_par = [
             "Lesion: every outgoing synapse of a random fraction of neurons cut; shuffle: the "
             "trained weights among recorded neurons permuted. Both are scored again on the "
-            f"same test trials ({config['diagnostics']['n_repeats']} repeats).",
+            f"same test trials ({config['diagnostics']['n_repeats']} "
+            f"repeat{'' if config['diagnostics']['n_repeats'] == 1 else 's'}).",
         ]
         if "quasistatic" in diag:
             d_par.append("Quasi-static prediction u = W phi(u + I): mean r "
@@ -225,33 +301,43 @@ def build_report(run_dir: str | Path) -> Path:
             d_par.append("Largest Lyapunov exponent (1/s), "
                          + ", ".join(f"{s}: {float(lam.sel(stage=s)):.1f}"
                                      for s in lam["stage"].values) + ".")
-        d_figs = []
-        if "spectrum" in diag and "perturbation" in diag:
-            d_figs.append((figures.diagnostics_overview(diag["lesion"], diag["shuffle"],
-                                                        diag["spectrum"], diag["perturbation"]),
-                           "Lesion and shuffle scores by fraction (mean and spread over "
-                           "repeats), eigenvalues of W before and after training, and the "
-                           "phase divergence after one spike is deleted."))
-        sections.append(Section("Taking the network apart", paragraphs=d_par, figures=d_figs))
+        caption = ("Top: lesion and shuffle scores by fraction (0 = the intact network; mean "
+                   "and standard deviation over repeats).")
+        if "spectrum" in diag:
+            caption += (" Eigenvalues of the weight matrix W before and after training (dashed: "
+                        "the random-matrix bulk radius of the initial network).")
+        if "perturbation" in diag:
+            caption += (" Phase divergence between two runs of the network that differ by one "
+                        "deleted spike, before and after training.")
+        d_figs = [(figures.diagnostics_overview(diag["lesion"], diag["shuffle"],
+                                                diag.get("spectrum"), diag.get("perturbation")),
+                   caption)]
+        sections.append(Section("Taking the network apart", paragraphs=d_par, figures=d_figs,
+                                anchor="diagnostics"))
     else:
         sections.append(Section("Taking the network apart",
                                 paragraphs=["Diagnostics were not run ([diagnostics] enabled "
-                                            "= false)."]))
+                                            "= false)."], anchor="diagnostics"))
 
     # ------------------------------------------------------------ run
+    # the report stage is recorded after this page is written: its row is this page
     stage_rows = [[name, f"{rec.get('seconds', 0):.1f}", rec.get("summary", "")]
-                  for name, rec in stages.items() if "summary" in rec]
+                  for name, rec in stages.items() if "summary" in rec and name != "report"]
+    stage_rows.append(["report", "", "this page (index.html)"])
     packages = versions.get("packages", {})
     sections.append(Section(
         "Run",
         paragraphs=[f"Run folder: {run_dir.name}. Created {versions.get('created', '?')} on "
                     f"{versions.get('platform', '?')}. Re-render this page with "
                     f"`cortexfit report {run_dir.name}`."],
-        tables=[(["stage", "seconds", "summary"], stage_rows),
-                (["package", "version"], [[k, v] for k, v in packages.items()])],
-        preformatted=(run_dir / "config.toml").read_text(encoding="utf-8"),
+        tables=[(["stage", "seconds", "summary"], stage_rows)],
+        keyvalues=list(packages.items()),
+        keyvalues_label="Versions:",
+        details=[("Configuration (config.toml, every setting resolved)",
+                  (run_dir / "config.toml").read_text(encoding="utf-8"))],
     ))
     subtitle = f"seed {config.get('run', {}).get('seed', 0)}"
     if dataset:
-        subtitle += f" | data: {dataset.get('license', '')} licence, see Recording"
+        subtitle += f" | data: {dataset.get('name', 'shared dataset')}, licence and citation " \
+                    "under Recording"
     return write_report(run_dir / "index.html", title, sections, subtitle=subtitle)
