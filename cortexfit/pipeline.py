@@ -485,10 +485,15 @@ def _stage_diagnostics(ctx: _Run) -> str:
     fitted, targets, seed = ctx.fitted, ctx.targets, ctx.seed
     common = dict(n_repeats=d["n_repeats"], n_trials=d["n_trials"], seed=seed,
                   eval_seed=ctx.resolved["evaluate"]["seed"])
+    # Shuffle the trained weights among recorded neurons; with fewer than two such synapses
+    # (e.g. one recorded unit) shuffle every trained synapse instead (shuffle.nc attrs: scope)
+    scope = "recorded"
+    if diagnostics.shuffle_candidates(fitted.network_, fitted.targets_.roles, scope).size < 2:
+        scope = "all"
     jobs: list[tuple[str, Callable[[], xr.Dataset]]] = [
         ("lesion", lambda: diagnostics.lesion(fitted, targets, fractions=d["lesion_fractions"],
                                               **common)),
-        ("shuffle", lambda: diagnostics.shuffle(fitted, targets,
+        ("shuffle", lambda: diagnostics.shuffle(fitted, targets, scope=scope,
                                                 fractions=d["shuffle_fractions"], **common)),
     ]
     if d["spectrum"]:
@@ -512,7 +517,8 @@ def _stage_diagnostics(ctx: _Run) -> str:
     split = "heldout" if "heldout" in lesion["split"].values else "train"
     worst = float(lesion.sel(split=split).isel(fraction=-1))
     intact = float(found["lesion"]["mean_pearson_intact"].sel(split=split))
-    return (f"{', '.join(found)}; lesioning {float(lesion['fraction'][-1]):.0%}: r "
+    scope_note = "" if scope == "recorded" else " (shuffle over all trained synapses)"
+    return (f"{', '.join(found)}{scope_note}; lesioning {float(lesion['fraction'][-1]):.0%}: r "
             f"{intact:.2f} -> {worst:.2f} ({split})")
 
 
