@@ -110,7 +110,7 @@ class TargetsSection(_Section):
 class AuxiliarySection(_Section):
     """Auxiliary neurons with OU-process targets (the paper's Figure 5)."""
 
-    aux_ratio: float = Field(2.0, ge=0, le=20)
+    aux_ratio: float = Field(2.0, ge=0, le=1000)
     tau_c: PositiveFloat = 0.8
     amplitude: PositiveFloat = 0.1
     tau_s: PositiveFloat = 0.05

@@ -136,3 +136,5 @@ def test_alm_nwb_pipeline_one_unit_two_conditions(shared_data, tmp_path):
         assert int(ds["n_trials"].sum()) == 291
     with xr.open_dataset(out / "diagnostics.nc", group="shuffle", engine="h5netcdf") as ds:
         assert ds.attrs["scope"] == "all"
+    report = (out / "index.html").read_text(encoding="utf-8")
+    assert "weights of all trained synapses (too few between recorded neurons)" in report

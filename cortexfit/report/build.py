@@ -287,9 +287,12 @@ def build_report(run_dir: str | Path) -> Path:
 
     # ------------------------------------------------------------ diagnostics
     if diag is not None and "lesion" in diag and "shuffle" in diag:
+        among = ("among recorded neurons" if diag["shuffle"].attrs.get("scope", "recorded")
+                 == "recorded" else "of all trained synapses (too few between recorded "
+                 "neurons)")
         d_par = [
             "Lesion: every outgoing synapse of a random fraction of neurons cut; shuffle: the "
-            "trained weights among recorded neurons permuted. Both are scored again on the "
+            f"trained weights {among} permuted. Both are scored again on the "
             f"same test trials ({config['diagnostics']['n_repeats']} "
             f"repeat{'' if config['diagnostics']['n_repeats'] == 1 else 's'}).",
         ]

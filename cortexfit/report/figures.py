@@ -233,7 +233,9 @@ def diagnostics_overview(lesion: xr.Dataset, shuffle: xr.Dataset,
     fig, axes = plt.subplots(rows, 2, figsize=(10.5, 4.5 * rows), squeeze=False)
     _fraction_curve(axes[0][0], lesion, "Lesion: outgoing synapses of neurons cut",
                     "fraction of neurons lesioned")
-    _fraction_curve(axes[0][1], shuffle, "Shuffle: recorded-to-recorded weights permuted",
+    _fraction_curve(axes[0][1], shuffle, "Shuffle: recorded-to-recorded weights permuted"
+                    if shuffle.attrs.get("scope", "recorded") == "recorded"
+                    else "Shuffle: all trained weights permuted",
                     "fraction of weights shuffled")
     free = list(axes[1]) if extra else []
     if spectrum is not None:
