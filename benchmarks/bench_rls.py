@@ -5,9 +5,11 @@ Run:  .venv/bin/python benchmarks/bench_rls.py [--repeats 9] [--threads N]
 **How bytes are counted.** One RLS update of every neuron has to read every packed float32
 P entry once and write it once (every entry changes), so the floor is
 ``2 * N * K(K+1)/2 * 4`` bytes: P read once + P written once. That is the only traffic
-counted, for the kernel and for the copy alike. The kernel's second pass over a neuron's P
-(the rank-1 update after k = P r) is not counted: a neuron's P (at most 66 kB here) is still
-in L1/L2 from the first pass, so it costs compute, not memory traffic. Not counted either
+counted, for the kernel and for the copy alike. The kernel as training runs it ("RLS",
+``pending=``) makes exactly one pass over P per step: the rank-1 update of step t is applied
+inside step t+1's mat-vec (see cortexfit/rls.py). The "eager" column is the two-pass order
+(mat-vec, then the update while the neuron's P, at most 66 kB, is still in L1/L2), timed in
+the same run for comparison. Not counted either
 (the RLS figure is therefore a slight underestimate of the traffic it really moves): the
 per-synapse arrays (indices, weights, frozen, sign: 10 bytes per synapse, i.e. 40 / K bytes
 per P byte) and the scratch rows.
@@ -32,7 +34,7 @@ import time
 import numba
 import numpy as np
 
-from cortexfit.rls import _update_serial, init_packed, rls_update
+from cortexfit.rls import _update_serial, init_packed, init_pending, rls_update
 
 SIZES = [(4096, 58), (10_000, 90), (20_000, 128)]
 IN_CACHE_NEURONS = 16
@@ -69,7 +71,8 @@ def _problem(n: int, k: int, rng: np.random.Generator):
         packed=packed, offsets=offsets, r=rng.uniform(0, 0.3, n).astype(np.float32),
         u=np.zeros(n, dtype=np.float32), bias=np.zeros(n, dtype=np.float32),
         target=rng.normal(0, 1, n).astype(np.float32),
-        scratch_x=np.zeros((n, k), dtype=np.float32), scratch_k=np.zeros((n, k), dtype=np.float32))
+        scratch_x=np.zeros((n, k), dtype=np.float32), scratch_k=np.zeros((n, k), dtype=np.float32),
+        pending=init_pending(indptr))
 
 
 def _args(p):
@@ -82,7 +85,7 @@ def _in_cache_ns(k: int, repeats: int) -> float:
     """Single-threaded compute time per neuron with P in cache (16 neurons, best of runs)."""
     p = _problem(k + 1, k, np.random.default_rng(1))
     p["neurons"] = p["neurons"][:IN_CACHE_NEURONS]
-    args = _args(p) + (np.float32(0.0), p["scratch_x"], p["scratch_k"])
+    args = _args(p) + (np.float32(0.0), p["scratch_x"], p["scratch_k"], *p["pending"])
     _update_serial(*args)
     best = np.inf
     for _ in range(repeats):
@@ -105,7 +108,7 @@ def main() -> None:
           f"numba threads {threads}, numpy {np.__version__}, numba {numba.__version__}")
     header = (f"{'N x K':>14} {'P MB':>7} {'copy ms':>8} {'copy GB/s':>9} {'RLS ms':>8} "
               f"{'RLS GB/s':>8} {'ratio':>6} {'updates/s':>10} {'ns/neuron/thread':>16} "
-              f"{'in-cache ns':>11}")
+              f"{'in-cache ns':>11} {'eager ratio':>11}")
     print(header)
     for n, k in SIZES:
         p = _problem(n, k, rng)
@@ -117,24 +120,31 @@ def main() -> None:
             _parallel_copy(packed, copy_dst)
 
         def update():
+            rls_update(*kernel_args, p["scratch_x"], p["scratch_k"], pending=p["pending"])
+
+        def eager():
             rls_update(*kernel_args, p["scratch_x"], p["scratch_k"])
 
         copy()
         update()  # warm up (compile, page in)
-        t_copy = t_rls = np.inf
-        for _ in range(args.repeats):  # alternate, so both see the same machine state
+        eager()
+        t_copy = t_rls = t_eager = np.inf
+        for _ in range(args.repeats):  # alternate, so all see the same machine state
             start = time.perf_counter()
             copy()
             t_copy = min(t_copy, time.perf_counter() - start)
             start = time.perf_counter()
             update()
             t_rls = min(t_rls, time.perf_counter() - start)
+            start = time.perf_counter()
+            eager()
+            t_eager = min(t_eager, time.perf_counter() - start)
         moved = 2 * packed.nbytes  # P read once + written once: the floor (see docstring)
         bw_copy, bw_rls = moved / t_copy / 1e9, moved / t_rls / 1e9
         in_cache = _in_cache_ns(k, args.repeats)
         print(f"{n:>7} x {k:<4} {packed.nbytes / 1e6:7.1f} {t_copy * 1e3:8.2f} {bw_copy:9.1f} "
               f"{t_rls * 1e3:8.2f} {bw_rls:8.1f} {bw_rls / bw_copy:6.2f} {n / t_rls:10.3g} "
-              f"{t_rls / n * threads * 1e9:16.0f} {in_cache:11.0f}")
+              f"{t_rls / n * threads * 1e9:16.0f} {in_cache:11.0f} {t_copy / t_eager:11.2f}")
         del p, packed, copy_dst
     print("ratio = RLS bandwidth / copy bandwidth (1.0 = the RLS update runs at the copy's speed)")
 

@@ -51,7 +51,7 @@ from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverg
 from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from .neurons.base import get_model
-from .rls import init_packed, rls_update
+from .rls import init_packed, init_pending, rls_flush, rls_update
 from .simulate import DEFAULT_DT, Simulator, SimState, initial_state
 
 __all__ = ["RLSFit", "to_model_rate"]
@@ -298,6 +298,7 @@ class RLSFit:
             slope = np.gradient(target_at, update_times, axis=-1)
             target_at = np.maximum(target_at + net.tau_s * slope, 0.0).astype(np.float32)
         packed, offsets = init_packed(net.plastic.indptr, self.lam)
+        pending = init_pending(net.plastic.indptr)  # one pass over P per update (rls.py)
         frozen = np.zeros(net.plastic.nnz, dtype=bool)
         weights0 = net.weights()
         state = initial_state(net, [self.seed, 3])
@@ -347,7 +348,8 @@ class RLSFit:
                                    net.plastic.data, net.plastic_sign, frozen, packed, offsets,
                                    sim.r, sim.u, bias_arr, target_at[c, :, k], rate_form,
                                    np.float32(self.fi_smoothing), scratch_x, scratch_k,
-                                   gate=-np.inf if self.rate_gate is None else self.rate_gate)
+                                   gate=-np.inf if self.rate_gate is None else self.rate_gate,
+                                   pending=pending)
                         net.set_plastic_weights(net.plastic.data)
                     self._check_divergence(sim, net, loop, tg.conditions[c])
                 rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)
@@ -369,11 +371,13 @@ class RLSFit:
                     bar.set_postfix(r=f"{history['pearson'][-1]:.3f}", rate=f"{rate:.1f}Hz")
                 if ckpt is not None and ((loop + 1) % self.checkpoint_every == 0
                                          or loop + 1 == self.loops):
+                    rls_flush(net.plastic.indptr, packed, offsets, pending)
                     self._save_checkpoint(ckpt, fingerprint, loop + 1, sim.state(), net,
                                           packed, frozen, history)
         finally:
             if bar is not None:
                 bar.close()
+        rls_flush(net.plastic.indptr, packed, offsets, pending)
         self.frozen_ = frozen
         self.final_state_ = sim.state()
         self.initial_weights_ = weights0

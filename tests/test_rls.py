@@ -5,11 +5,13 @@ import numpy as np
 import pytest
 
 from cortexfit.network import ei_network, gaussian_network
-from cortexfit.rls import init_packed, rls_update, rls_update_reference, unpack
+from cortexfit.rls import (init_packed, init_pending, rls_flush, rls_update,
+                           rls_update_reference, unpack)
 
 
-def _run_both(net, rate_form, n_steps=40, seed=0):
+def _run_both(net, rate_form, n_steps=40, seed=0, lazy=False):
     pl = net.plastic
+    pending = init_pending(pl.indptr) if lazy else None
     n = net.n_neurons
     rng = np.random.default_rng(seed)
     packed, offsets = init_packed(pl.indptr, 2.0)
@@ -26,18 +28,24 @@ def _run_both(net, rate_form, n_steps=40, seed=0):
         r = rng.uniform(0, 0.5, n).astype(np.float32)
         target = (rng.uniform(0, 0.3, n) if rate_form else rng.normal(0, 1, n)).astype(np.float32)
         a = rls_update(neurons, pl.indptr, pl.indices, w32, net.plastic_sign, fz32, packed,
-                       offsets, r, u32, bias, target, rate_form, np.float32(0.1), sx, sk)
+                       offsets, r, u32, bias, target, rate_form, np.float32(0.1), sx, sk,
+                       pending=pending)
         b = rls_update_reference(neurons, pl.indptr, pl.indices, w64, net.plastic_sign, fz64,
                                  dense, r.astype(float), u64, bias.astype(float),
                                  target.astype(float), rate_form)
         frozen_counts.append((a, b))
+    if lazy:
+        assert pending[0].any()  # the last step's updates are still pending ...
+        rls_flush(pl.indptr, packed, offsets, pending)  # ... until flushed
+        assert not pending[0].any()
     return dict(w32=w32, w64=w64, fz32=fz32, fz64=fz64, u32=u32, u64=u64, packed=packed,
                 offsets=offsets, dense=dense, counts=frozen_counts, net=net)
 
 
+@pytest.mark.parametrize("lazy", [False, True], ids=["eager", "deferred"])
 @pytest.mark.parametrize("rate_form", [False, True])
-def test_fused_kernel_agrees_with_the_reference(rate_form):
-    out = _run_both(ei_network(150, p=0.3, J=1.0, seed=0), rate_form)
+def test_fused_kernel_agrees_with_the_reference(rate_form, lazy):
+    out = _run_both(ei_network(150, p=0.3, J=1.0, seed=0), rate_form, lazy=lazy)
     scale = np.abs(out["w64"]).max()
     np.testing.assert_allclose(out["w32"], out["w64"], atol=2e-5 * scale)
     np.testing.assert_array_equal(out["fz32"], out["fz64"])
@@ -177,12 +185,27 @@ def test_result_is_bit_identical_for_any_thread_count():
             packed, offsets = init_packed(indptr, 1.0)
             w, fz, u = w0.copy(), np.zeros(nnz, bool), np.zeros(n, np.float32)
             sx, sk = np.zeros((n, kmax), np.float32), np.zeros((n, kmax), np.float32)
+            pending = init_pending(indptr)
             for r, target in steps:
                 _update_parallel(np.arange(n), indptr, indices, w, sign, fz, packed, offsets, r,
                                  u, np.zeros(n, np.float32), target, False, np.float32(0.1),
-                                 np.float32(0.0), sx, sk)
+                                 np.float32(0.0), sx, sk, *pending)
+            rls_flush(indptr, packed, offsets, pending)
             results.append((w, u, packed))
     finally:
         numba.set_num_threads(before)
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
+
+
+def test_the_deferred_update_gives_the_eager_results():
+    """One pass over P per step (the pending rank-1 update applied inside the next step's
+    mat-vec) computes the same weights and P as the eager two-pass order."""
+    net = gaussian_network(120, p=0.3, sigma=1.0, seed=4)
+    eager = _run_both(net, rate_form=True, n_steps=30, seed=1)
+    deferred = _run_both(gaussian_network(120, p=0.3, sigma=1.0, seed=4), rate_form=True,
+                         n_steps=30, seed=1, lazy=True)
+    scale = np.abs(eager["w32"]).max()
+    np.testing.assert_allclose(deferred["w32"], eager["w32"], rtol=0, atol=1e-6 * scale)
+    np.testing.assert_allclose(deferred["packed"], eager["packed"], rtol=0,
+                               atol=1e-6 * np.abs(eager["packed"]).max())
