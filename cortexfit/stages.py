@@ -1,0 +1,433 @@
+"""The six stages of a run (see :mod:`cortexfit.pipeline` for the orchestration).
+
+Each ``stage_<name>(ctx)`` writes its outputs into the run folder and returns a one-line
+summary. Inputs a stage needs from an earlier, skipped stage are read back from the run
+folder by :class:`RunContext` (``block``, ``targets``, ``fitted``), so any stage can run on
+its own once its predecessors' files exist.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
+import xarray as xr
+
+from . import __version__
+from .config import RunConfig, resolve
+from .exceptions import ConfigError
+
+if TYPE_CHECKING:
+    from .pipeline import Console
+
+_NC = {"engine": "h5netcdf"}
+
+# ---------------------------------------------------------------------- context
+class RunContext:
+    def __init__(self, config: RunConfig, out: Path, console: Console, resume: bool,
+                 restart: bool):
+        self.config = config
+        self.resolved = resolve(config)
+        self.out = out
+        self.console = console
+        self.resume = resume
+        self.restart = restart
+        self.seed = config.run.seed
+        from .pipeline import _read_manifest
+
+        self.manifest = _read_manifest(out)
+        self._block = None
+        self._psth_targets = None
+        self._targets = None
+        self._fitted = None
+
+    # -- lazily loaded inputs: a skipped stage's outputs are read back from the folder
+    @property
+    def block(self):
+        if self._block is None:
+            self._block = _load_block(self)
+        return self._block
+
+    @property
+    def targets(self) -> xr.Dataset:
+        if self._targets is None:
+            with xr.open_dataset(self.out / "targets.nc", **_NC) as ds:
+                self._targets = ds.load()
+        return self._targets
+
+    @property
+    def fitted(self):
+        if self._fitted is None:
+            from .fit import RLSFit
+
+            self._fitted = RLSFit.load(self.out / "model.npz")
+        return self._fitted
+
+    def save_manifest(self) -> None:
+        from .pipeline import _atomic_write
+
+        _atomic_write(self.out / "stages.json", json.dumps(
+            {"cortexfit_version": __version__, "stages": self.manifest}, indent=2))
+
+
+# ---------------------------------------------------------------------- data
+def _write_nc(ds: xr.Dataset, path: Path) -> None:
+    """NetCDF (HDF5) with every numeric variable compressed."""
+    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
+                if var.dtype.kind in "fiub" and var.ndim}
+    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+
+
+def _data_files(ctx: RunContext) -> list[Path]:
+    """The files a load reads, for the load stage's fingerprint."""
+    from .datasets.shared import SHARED_DATASETS, dataset_dir
+
+    fmt = ctx.config.data.format
+    if fmt in ("nwb", "neo"):
+        return [ctx.config.data_path()]
+    if fmt in SHARED_DATASETS:
+        folder = dataset_dir(fmt, ctx.config.data_path())
+        return sorted(p for p in folder.iterdir() if p.is_file())
+    return []
+
+
+def _file_stamp(paths: list[Path]) -> list[Any]:
+    stamp = []
+    for path in paths:
+        if not path.exists():
+            raise ConfigError("the recording file does not exist", file=path,
+                              field="data.path", expected="an existing file")
+        st = path.stat()
+        stamp.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
+    return stamp
+
+
+def _load_block(ctx: RunContext):
+    from .io import read_neo, read_nwb
+
+    data = ctx.resolved["data"]
+    fmt = data["format"]
+    if fmt == "synthetic":
+        path = ctx.out / "synthetic.nwb"
+        if not path.is_file():
+            from .datasets.synthetic import write_synthetic_nwb
+
+            write_synthetic_nwb(path, seed=ctx.seed, overwrite=True)
+        return read_nwb(path)
+    if fmt == "nwb":
+        return read_nwb(ctx.config.data_path(), event_times=data["event_times"])
+    if fmt == "neo":
+        return read_neo(ctx.config.data_path())
+    if fmt == "pmd_yu2009":
+        from .datasets import load_pmd_reach
+
+        return load_pmd_reach(ctx.config.data_path(), variant=data["variant"])
+    return None  # rates-only data (alm_kim2023_psth) has no Block
+
+
+def _dataset_info(ctx: RunContext) -> dict[str, Any] | None:
+    """Citation and licence when the recording is one of the shared datasets (by format,
+    or by file name and folder for an NWB / Neo file)."""
+    from .datasets.shared import SHARED_DATASETS
+
+    fmt = ctx.config.data.format
+    if fmt in SHARED_DATASETS:
+        return {"name": fmt, **SHARED_DATASETS[fmt]}
+    path = ctx.config.data_path()
+    if path is None:
+        return None
+    for name, info in SHARED_DATASETS.items():
+        if path.name in info["files"] and path.parent.name == info["folder"]:
+            return {"name": name, **info}
+    return None
+
+
+def stage_load(ctx: RunContext) -> str:
+    from .io.convention import event_time, trial_window, unit_ids
+    from .io.describe import describe
+
+    fmt = ctx.config.data.format
+    attrs: dict[str, Any] = {"format": fmt, "cortexfit_version": __version__}
+    info = _dataset_info(ctx)
+    attrs["dataset"] = json.dumps(info or {})
+    if fmt == "synthetic":
+        from .datasets.synthetic import write_synthetic_nwb
+
+        write_synthetic_nwb(ctx.out / "synthetic.nwb", seed=ctx.seed, overwrite=True)
+    if fmt == "alm_kim2023_psth":
+        from .datasets import load_alm_psth
+
+        rates = load_alm_psth(ctx.config.data_path())
+        ctx._psth_targets = rates
+        attrs.update(n_units=rates.sizes["unit"], n_trials=0, rates_only=1,
+                     summary=f"{rates.sizes['unit']} units, trial-averaged rates of "
+                     f"{rates.sizes['condition']} conditions, no single trials")
+        ds = xr.Dataset(attrs=attrs)
+        _write_nc(ds, ctx.out / "recording.nc")
+        return (f"{rates.sizes['unit']} units, {rates.sizes['condition']} conditions "
+                "(trial-averaged rates only)")
+    block = ctx.block
+    summary = describe(block)
+    ds = _example_trials(block, ctx.resolved["data"], event_time, trial_window, unit_ids)
+    truth = None
+    if fmt == "synthetic":
+        from .datasets.synthetic import make_synthetic_recording
+
+        truth = make_synthetic_recording(seed=ctx.seed).truth["expected_rate"]
+        ds["expected_rate"] = truth.rename({"time": "truth_time"}).astype(np.float32)
+    ds.attrs.update(attrs, n_units=summary.n_units, n_trials=summary.n_trials,
+                    rates_only=0, summary=str(summary),
+                    summary_json=json.dumps(summary.as_dict(), default=str))
+    _write_nc(ds, ctx.out / "recording.nc")
+    conditions = summary.trial_attributes.get(ctx.resolved["data"]["condition"]
+                                              if isinstance(ctx.resolved["data"]["condition"],
+                                                            str) else "", {})
+    cond_text = (f", {len(conditions)} values of {ctx.resolved['data']['condition']!r}"
+                 if isinstance(conditions, dict) and conditions else "")
+    return f"{summary.n_units} units, {summary.n_trials} trials{cond_text}"
+
+
+def _example_trials(block, data: dict, event_time, trial_window, unit_ids) -> xr.Dataset:
+    """Spikes of one trial per condition, relative to the alignment event, for rasters."""
+    key = data["condition"]
+    keys = [key] if isinstance(key, str) else list(key)
+    seen: dict[str, int] = {}
+    for index, seg in enumerate(block.segments):
+        label = "/".join(str(seg.annotations.get(k, "")) for k in keys)
+        if label not in seen and event_time(seg, data["align"]) is not None:
+            seen[label] = index
+        if len(seen) >= 6:
+            break
+    if not seen:  # no trial has the event: show the first trial from its start
+        seen = {"/".join(str(block.segments[0].annotations.get(k, "")) for k in keys): 0}
+    times, units, trials = [], [], []
+    events: list[dict[str, float]] = []
+    for j, (label, index) in enumerate(seen.items()):
+        seg = block.segments[index]
+        zero = event_time(seg, data["align"])
+        zero = trial_window(seg)[0] if zero is None else zero
+        for k, st in enumerate(seg.spiketrains):
+            t = st.rescale("s").magnitude - zero
+            times.append(t)
+            units.append(np.full(t.size, k, dtype=np.int32))
+            trials.append(np.full(t.size, j, dtype=np.int32))
+        start, stop = trial_window(seg)
+        ev = {"trial_start": start - zero, "trial_stop": stop - zero}
+        for e in seg.events:
+            when = event_time(seg, e.name)
+            if when is not None:
+                ev[e.name] = when - zero
+        events.append(ev)
+    names = sorted({n for ev in events for n in ev})
+    return xr.Dataset(
+        {
+            "spike_time": ("spike", np.concatenate(times) if times else np.zeros(0),
+                           {"units": "s", "long_name": "spike time from the alignment event"}),
+            "spike_unit": ("spike", np.concatenate(units) if units else np.zeros(0, np.int32)),
+            "spike_trial": ("spike", np.concatenate(trials) if trials else np.zeros(0, np.int32)),
+            "event_time": (("example_trial", "event"),
+                           np.array([[ev.get(n, np.nan) for n in names] for ev in events]),
+                           {"units": "s", "long_name": "event time from the alignment event"}),
+        },
+        coords={"example_trial": [str(i) for i in seen.values()],
+                "example_condition": ("example_trial", list(seen.keys())),
+                "event": names, "unit": unit_ids(block)},
+        attrs={"align_event": data["align"]},
+    )
+
+
+# ---------------------------------------------------------------------- targets
+def stage_targets(ctx: RunContext) -> str:
+    from .auxiliary import add_auxiliary
+    from .targets import make_targets
+
+    data, tcfg = ctx.resolved["data"], ctx.resolved["targets"]
+    if ctx.config.data.format == "alm_kim2023_psth":
+        targets = ctx._psth_targets
+        if targets is None:
+            from .datasets import load_alm_psth
+
+            targets = load_alm_psth(ctx.config.data_path())
+    else:
+        targets = make_targets(
+            ctx.block, align=data["align"], window=tuple(data["window"]),
+            condition=data["condition"], where=data["where"] or None,
+            bin_size=tcfg["bin_size"], kernel=tcfg["kernel"],
+            kernel_width=tcfg["kernel_width"], min_rate=tcfg["min_rate"],
+            heldout_fraction=tcfg["heldout_fraction"], min_trials=tcfg["min_trials"],
+            seed=ctx.seed,
+        )
+    note = ""
+    max_units = tcfg["max_units"]
+    if max_units is not None and targets.sizes["unit"] > max_units:
+        rng = np.random.default_rng([ctx.seed, 11])
+        keep = np.sort(rng.choice(targets.sizes["unit"], size=max_units, replace=False))
+        n_all = targets.sizes["unit"]
+        targets = targets.isel(unit=keep)
+        targets.attrs["unit_selection"] = (f"{max_units} of {n_all} units chosen at random "
+                                           f"(seed {ctx.seed}, targets.max_units)")
+        note = f" (a random {max_units} of {n_all})"
+    aux = ctx.resolved["auxiliary"]
+    model_targets = add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
+                                  amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed)
+    _write_nc(model_targets, ctx.out / "targets.nc")
+    ctx._targets = model_targets
+    n_aux = int((model_targets["role"] == "auxiliary").sum())
+    held = ("no held-out trials (rates only)" if "rate_heldout" not in targets
+            else f"{int(targets['n_trials'].sel(split='heldout').sum())} held-out trials")
+    return (f"{targets.sizes['unit']} units{note} x {targets.sizes['condition']} conditions "
+            f"x {targets.sizes['time']} bins, {n_aux} auxiliary neurons, {held}")
+
+
+# ---------------------------------------------------------------------- fit
+def stage_fit(ctx: RunContext, fingerprint: str) -> str:
+    from .fit import RLSFit
+
+    ckpt = ctx.out / "checkpoint.npz"
+    record = ctx.manifest.get("fit", {})
+    resume = False
+    if ckpt.exists():
+        if record.get("started") != fingerprint:
+            ctx.console.say("  a checkpoint of other settings was discarded", 2)
+            ckpt.unlink()
+        elif ctx.restart:
+            ctx.console.say("  --restart: the interrupted fit's checkpoint was discarded")
+            ckpt.unlink()
+        elif ctx.resume:
+            done = int(np.load(ckpt)["loops_done"])
+            ctx.console.say(f"  resuming the interrupted fit from its checkpoint (loop {done})")
+            resume = True
+        else:
+            done = int(np.load(ckpt)["loops_done"])
+            raise ConfigError(
+                "this run folder holds an interrupted fit", file=ckpt, field="--resume",
+                found=f"a checkpoint after loop {done} of "
+                      f"{ctx.resolved['training']['loops']}",
+                expected="--resume to continue it or --restart to discard it",
+                hint="Rerun the same command with --resume",
+            )
+    ctx.manifest["fit"] = {"started": fingerprint}
+    ctx.save_manifest()
+    settings = ctx.config.fit_settings()
+    fitted = RLSFit(**settings, checkpoint=str(ckpt),
+                    checkpoint_every=ctx.config.training.checkpoint_every,
+                    progress=ctx.console.bars).fit(ctx.targets, resume=resume)
+    fitted.save(ctx.out / "model.npz")
+    _write_nc(fitted.history_, ctx.out / "history.nc")
+    ckpt.unlink(missing_ok=True)
+    ctx._fitted = fitted
+    n = fitted.network_.n_neurons
+    n_rec = int(ctx.targets.sizes["unit"])
+    last = fitted.history_.isel(loop=-1)
+    return (f"{n} {settings['neuron_model']} neurons ({n_rec} recorded, {n - n_rec} "
+            f"auxiliary), {settings['loops']} loops: training r = {float(last['pearson']):.2f}, "
+            f"mean rate {float(last['rate']):.1f} Hz")
+
+
+# ---------------------------------------------------------------------- evaluate
+def scores_by_split(scores: xr.Dataset) -> xr.Dataset:
+    """:func:`cortexfit.evaluate.score` output with its ``split`` dimension flattened into
+    the run folder's variables: ``pearson_train``, ``pearson_heldout``, ``rmse_*``,
+    ``r2_*``, ``noise_ceiling`` (of the held-out average: the bound for
+    ``pearson_heldout``), ``noise_ceiling_train``, ``fraction_of_ceiling`` (heldout), all
+    over (condition, unit); plus ``model_rate``, ``split_half_r``, ``n_data_trials``.
+    Without held-out trials the ``*_heldout`` and ceiling variables are absent and
+    ``attrs["heldout"]`` says why."""
+    out = xr.Dataset(coords={k: v for k, v in scores.coords.items() if "split" not in v.dims})
+    splits = [str(s) for s in scores["split"].values]
+    for name in ("pearson", "rmse", "r2"):
+        for split in splits:
+            out[f"{name}_{split}"] = scores[name].sel(split=split, drop=True)
+    has_ceiling = scores.attrs.get("ceiling_trials") != "none"
+    if "heldout" in splits and has_ceiling:
+        out["noise_ceiling"] = scores["noise_ceiling"].sel(split="heldout", drop=True)
+        out["noise_ceiling_train"] = scores["noise_ceiling"].sel(split="train", drop=True)
+        out["fraction_of_ceiling"] = scores["fraction_of_ceiling"].sel(split="heldout",
+                                                                       drop=True)
+        out["noise_ceiling"].attrs["long_name"] = (
+            "noise ceiling of the held-out average (sqrt of its split-half reliability)")
+        out.attrs["heldout"] = "held-out trials scored"
+    else:
+        out.attrs["heldout"] = ("none: the targets have no held-out trials (trial-averaged "
+                                "rates only), so only the fit to the training targets is "
+                                "scored and no noise ceiling exists")
+    for name in ("model_rate", "split_half_r", "n_data_trials"):
+        if name in scores:
+            out[name] = scores[name]
+    out.attrs.update({k: v for k, v in scores.attrs.items() if k != "heldout"})
+    return out
+
+
+def stage_evaluate(ctx: RunContext) -> str:
+    from .evaluate import score
+
+    ecfg = ctx.resolved["evaluate"]
+    has_trials = "rate_heldout" in ctx.targets
+    scores = score(ctx.fitted, ctx.targets, n_trials=ecfg["n_trials"], seed=ecfg["seed"],
+                   n_splits=ecfg["n_splits"] if has_trials else 0)
+    flat = scores_by_split(scores)
+    _write_nc(flat, ctx.out / "scores.nc")
+    text = f"pearson train {float(flat['pearson_train'].mean()):.2f}"
+    if "pearson_heldout" in flat:
+        text += (f", held-out {float(flat['pearson_heldout'].mean()):.2f} "
+                 f"(noise ceiling {float(flat['noise_ceiling'].mean()):.2f})")
+    else:
+        text += " (no held-out trials)"
+    return text
+
+
+# ---------------------------------------------------------------------- diagnostics
+def stage_diagnostics(ctx: RunContext) -> str:
+    from . import diagnostics
+    from tqdm.auto import tqdm
+
+    d = ctx.resolved["diagnostics"]
+    if not d["enabled"]:
+        return "disabled ([diagnostics] enabled = false)"
+    fitted, targets, seed = ctx.fitted, ctx.targets, ctx.seed
+    common = dict(n_repeats=d["n_repeats"], n_trials=d["n_trials"], seed=seed,
+                  eval_seed=ctx.resolved["evaluate"]["seed"])
+    # Shuffle the trained weights among recorded neurons; with fewer than two such synapses
+    # (e.g. one recorded unit) shuffle every trained synapse instead (shuffle.nc attrs: scope)
+    scope = "recorded"
+    if diagnostics.shuffle_candidates(fitted.network_, fitted.targets_.roles, scope).size < 2:
+        scope = "all"
+    jobs: list[tuple[str, Callable[[], xr.Dataset]]] = [
+        ("lesion", lambda: diagnostics.lesion(fitted, targets, fractions=d["lesion_fractions"],
+                                              **common)),
+        ("shuffle", lambda: diagnostics.shuffle(fitted, targets, scope=scope,
+                                                fractions=d["shuffle_fractions"], **common)),
+    ]
+    if d["spectrum"]:
+        jobs.append(("spectrum", lambda: diagnostics.spectrum(fitted)))
+    if d["quasistatic"]:
+        jobs.append(("quasistatic", lambda: diagnostics.quasistatic(fitted, seed=seed)))
+    if d["perturbation"]:
+        jobs.append(("perturbation", lambda: diagnostics.perturbation(fitted, seed=seed)))
+    if d["lyapunov"]:
+        jobs.append(("lyapunov", lambda: diagnostics.lyapunov(
+            fitted, n_seeds=d["lyapunov_seeds"], duration=1.0, seed=seed)))
+    found = {}
+    with tqdm(total=len(jobs), desc="diagnostics", unit="test",
+                      disable=not ctx.console.bars) as bar:
+        for name, job in jobs:
+            bar.set_postfix_str(name)
+            found[name] = job()
+            bar.update()
+    diagnostics.save_diagnostics(ctx.out / "diagnostics.nc", **found)
+    lesion = found["lesion"]["mean_pearson"].mean("repeat")
+    split = "heldout" if "heldout" in lesion["split"].values else "train"
+    worst = float(lesion.sel(split=split).isel(fraction=-1))
+    intact = float(found["lesion"]["mean_pearson_intact"].sel(split=split))
+    scope_note = "" if scope == "recorded" else " (shuffle over all trained synapses)"
+    return (f"{', '.join(found)}{scope_note}; lesioning {float(lesion['fraction'][-1]):.0%}: r "
+            f"{intact:.2f} -> {worst:.2f} ({split})")
+
+
+# ---------------------------------------------------------------------- report
+def stage_report(ctx: RunContext) -> str:
+    from .report.build import build_report
+
+    path = build_report(ctx.out)
+    return f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)"
