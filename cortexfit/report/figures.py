@@ -13,12 +13,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
-import neo  # noqa: E402
 import numpy as np  # noqa: E402
-import quantities as pq  # noqa: E402
 import xarray as xr  # noqa: E402
 
-from ..io.convention import event_time, trial_window  # noqa: E402
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
@@ -44,29 +41,6 @@ def _png(fig) -> bytes:
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
-
-
-@_styled
-def raster(block: neo.Block, trials: list[int], *, max_units: int = 100) -> bytes:
-    """Spike rasters of the given trials (one panel each), events as vertical lines."""
-    fig, axes = plt.subplots(1, len(trials), figsize=(4.2 * len(trials), 3.6), squeeze=False)
-    for ax, index in zip(axes[0], trials):
-        seg = block.segments[index]
-        t0 = trial_window(seg)[0]
-        for k, st in enumerate(seg.spiketrains[:max_units]):
-            times = st.rescale(pq.s).magnitude - t0
-            ax.plot(times, np.full(times.size, k), "|", color="k", markersize=2.5)
-        for j, ev in enumerate(seg.events):
-            time = event_time(seg, ev.name)
-            if time is not None:
-                ax.axvline(time - t0, color=_COLORS[j % len(_COLORS)], lw=1.2, label=ev.name)
-        label = seg.annotations.get("condition", "")
-        ax.set_title(f"trial {seg.annotations.get('trial_id', index)} {label}")
-        ax.set_xlabel("time from trial start (s)")
-        ax.set_ylabel("unit")
-        ax.legend(loc="upper right")
-    fig.tight_layout()
-    return _png(fig)
 
 
 @_styled
@@ -159,46 +133,6 @@ def learning_curve(history: xr.Dataset) -> bytes:
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training loop")
         ax.set_ylabel(label)
-    fig.tight_layout()
-    return _png(fig)
-
-
-@_styled
-def model_vs_data(targets: xr.Dataset, model: xr.Dataset, units: list[str]) -> bytes:
-    """Trial-averaged rates of a few units: data (training and held-out trials) and model."""
-    n = len(units)
-    fig, axes = _unit_grid(n)
-    time = targets["time"].values
-    for ax, unit in zip(axes.flat, units):
-        for j, cond in enumerate(targets["condition"].values):
-            color = _COLORS[j % len(_COLORS)]
-            ax.plot(time, targets["rate"].sel(condition=cond, unit=unit), color=color, lw=1.0,
-                    alpha=0.6, label=f"{cond} data")
-            if "rate_heldout" in targets:
-                ax.plot(time, targets["rate_heldout"].sel(condition=cond, unit=unit),
-                        color=color, lw=0.8, ls=":", alpha=0.7)
-            ax.plot(time, model["rate"].sel(condition=cond, unit=unit), color=color, lw=2.0,
-                    label=f"{cond} model")
-        ax.set_title(f"unit {unit}")
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("rate (Hz)")
-    for ax in list(axes.flat)[n:]:
-        ax.axis("off")
-    axes.flat[0].legend()
-    fig.tight_layout()
-    return _png(fig)
-
-
-@_styled
-def score_histogram(scores: xr.DataArray) -> bytes:
-    """Distribution of per-unit correlations, one histogram per split."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    for split in scores["split"].values:
-        values = scores.sel(split=split).values.ravel()
-        ax.hist(values, bins=20, range=(-1, 1), alpha=0.6, label=f"{split} (mean {values.mean():.2f})")
-    ax.set_xlabel("Pearson r, model vs data (per unit and condition)")
-    ax.set_ylabel("count")
-    ax.legend()
     fig.tight_layout()
     return _png(fig)
 
