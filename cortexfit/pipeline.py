@@ -49,7 +49,7 @@ from typing import Any
 
 from . import __version__
 from .config import RunConfig, load_config, parse_config, resolve, to_toml
-from .exceptions import CortexfitWarning
+from .exceptions import ConfigError, CortexfitWarning
 from .provenance import package_versions, run_stamp
 
 __all__ = ["STAGES", "RunResult", "run", "run_demo", "Console", "scores_by_split",
@@ -185,15 +185,20 @@ def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | N
     console = Console(verbosity)
     resolved = resolve(config)
     out = Path(out) if out is not None else Path("reports") / resolved["run"]["name"]
+    # everything that can be checked is checked before the run folder is touched
+    data_stamp = _file_stamp(_data_files(config))
+    if out.exists() and not out.is_dir():
+        raise ConfigError("the run folder is a file", file=out, field="--out",
+                          found="an existing file", expected="a folder (new or a run folder)")
     out.mkdir(parents=True, exist_ok=True)
-    ctx = _Run(config, out, console, resume, restart)
+    ctx = _Run(config, out, console, resume, restart, resolved)
     _atomic_write(out / "config.toml", to_toml(resolved))
     _atomic_write(out / "versions.json", json.dumps(
         {**run_stamp(), "packages": package_versions()}, indent=2))
     console.say(f"cortexfit run {resolved['run']['name']!r} -> {out}")
     console.say(to_toml(resolved), 2)
 
-    upstream = _fingerprint(__version__, _file_stamp(_data_files(ctx)))
+    upstream = _fingerprint(__version__, data_stamp)
     status: dict[str, str] = {}
     seconds: dict[str, float] = {}
     for number, stage in enumerate(STAGES, 1):

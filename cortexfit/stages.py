@@ -23,12 +23,16 @@ if TYPE_CHECKING:
 
 _NC = {"engine": "h5netcdf"}
 
+
 # ---------------------------------------------------------------------- context
 class RunContext:
+    """What the stages share: the config (validated and resolved), the run folder, the
+    console, the resume flags, the manifest, and inputs loaded once per run."""
+
     def __init__(self, config: RunConfig, out: Path, console: Console, resume: bool,
-                 restart: bool):
+                 restart: bool, resolved: dict[str, Any] | None = None):
         self.config = config
-        self.resolved = resolve(config)
+        self.resolved = resolve(config) if resolved is None else resolved
         self.out = out
         self.console = console
         self.resume = resume
@@ -79,15 +83,15 @@ def _write_nc(ds: xr.Dataset, path: Path) -> None:
     ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
 
 
-def _data_files(ctx: RunContext) -> list[Path]:
+def _data_files(config: RunConfig) -> list[Path]:
     """The files a load reads, for the load stage's fingerprint."""
     from .datasets.shared import SHARED_DATASETS, dataset_dir
 
-    fmt = ctx.config.data.format
+    fmt = config.data.format
     if fmt in ("nwb", "neo"):
-        return [ctx.config.data_path()]
+        return [config.data_path()]
     if fmt in SHARED_DATASETS:
-        folder = dataset_dir(fmt, ctx.config.data_path())
+        folder = dataset_dir(fmt, config.data_path())
         return sorted(p for p in folder.iterdir() if p.is_file())
     return []
 
@@ -95,9 +99,12 @@ def _data_files(ctx: RunContext) -> list[Path]:
 def _file_stamp(paths: list[Path]) -> list[Any]:
     stamp = []
     for path in paths:
-        if not path.exists():
+        if not path.is_file():
             raise ConfigError("the recording file does not exist", file=path,
-                              field="data.path", expected="an existing file")
+                              field="data.path", found="no such file",
+                              expected="an existing recording file (relative paths are "
+                              "relative to the config file; 'shared:...' is in the shared "
+                              "data folder)")
         st = path.stat()
         stamp.append([str(path.resolve()), st.st_size, st.st_mtime_ns])
     return stamp
@@ -180,11 +187,9 @@ def stage_load(ctx: RunContext) -> str:
                     rates_only=0, summary=str(summary),
                     summary_json=json.dumps(summary.as_dict(), default=str))
     _write_nc(ds, ctx.out / "recording.nc")
-    conditions = summary.trial_attributes.get(ctx.resolved["data"]["condition"]
-                                              if isinstance(ctx.resolved["data"]["condition"],
-                                                            str) else "", {})
-    cond_text = (f", {len(conditions)} values of {ctx.resolved['data']['condition']!r}"
-                 if isinstance(conditions, dict) and conditions else "")
+    key = ctx.resolved["data"]["condition"]
+    values = summary.trial_attributes.get(key) if isinstance(key, str) else None
+    cond_text = f", {len(values)} values of {key!r}" if isinstance(values, dict) else ""
     return f"{summary.n_units} units, {summary.n_trials} trials{cond_text}"
 
 
@@ -410,7 +415,7 @@ def stage_diagnostics(ctx: RunContext) -> str:
             fitted, n_seeds=d["lyapunov_seeds"], duration=1.0, seed=seed)))
     found = {}
     with tqdm(total=len(jobs), desc="diagnostics", unit="test",
-                      disable=not ctx.console.bars) as bar:
+              disable=not ctx.console.bars) as bar:
         for name, job in jobs:
             bar.set_postfix_str(name)
             found[name] = job()

@@ -316,3 +316,19 @@ def test_a_neo_file_runs_through_the_whole_pipeline(tmp_path):
     resolved = tomllib.loads((out / "config.toml").read_text())
     assert resolved["data"]["path"] == str(tmp_path / "rec.nix")
     assert "rec.nix" in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_missing_recording_or_a_file_as_run_folder_stops_before_any_work(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text('[data]\nformat = "nwb"\npath = "nowhere.nwb"\n'
+                      'align = "go_cue_time"\nwindow = [0.0, 1.0]\n')
+    with pytest.raises(ConfigError, match="recording file does not exist") as info:
+        run(config, tmp_path / "out", verbosity=0)
+    assert info.value.field == "data.path" and str(tmp_path / "nowhere.nwb") in str(info.value)
+    assert not (tmp_path / "out").exists()
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert "nowhere.nwb" in capsys.readouterr().err
+    afile = tmp_path / "a_file"
+    afile.write_text("")
+    with pytest.raises(ConfigError, match="run folder is a file"):
+        run(QUICK, afile, verbosity=0)
