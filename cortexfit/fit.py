@@ -369,15 +369,17 @@ class RLSFit:
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(r=f"{history['pearson'][-1]:.3f}", rate=f"{rate:.1f}Hz")
+                # P is brought up to date at the end of every loop (one extra pass per ~1000
+                # updates), so the weights do not depend on whether or how often a
+                # checkpoint is written
+                rls_flush(net.plastic.indptr, packed, offsets, pending)
                 if ckpt is not None and ((loop + 1) % self.checkpoint_every == 0
                                          or loop + 1 == self.loops):
-                    rls_flush(net.plastic.indptr, packed, offsets, pending)
                     self._save_checkpoint(ckpt, fingerprint, loop + 1, sim.state(), net,
                                           packed, frozen, history)
         finally:
             if bar is not None:
                 bar.close()
-        rls_flush(net.plastic.indptr, packed, offsets, pending)
         self.frozen_ = frozen
         self.final_state_ = sim.state()
         self.initial_weights_ = weights0
