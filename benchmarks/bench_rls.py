@@ -6,10 +6,11 @@ Run:  .venv/bin/python benchmarks/bench_rls.py [--repeats 9] [--threads N]
 P entry once and write it once (every entry changes), so the floor is
 ``2 * N * K(K+1)/2 * 4`` bytes: P read once + P written once. That is the only traffic
 counted, for the kernel and for the copy alike. The kernel as training runs it ("RLS",
-``pending=``) makes exactly one pass over P per step: the rank-1 update of step t is applied
-inside step t+1's mat-vec (see cortexfit/rls.py). The "eager" column is the two-pass order
-(mat-vec, then the update while the neuron's P, at most 66 kB, is still in L1/L2), timed in
-the same run for comparison. Not counted either
+``deferred=True``) makes exactly one pass over P per step: the rank-1 update of step t is
+applied inside step t+1's mat-vec (see cortexfit/rls.py). The "eager" column is the
+two-pass order (mat-vec, then the update while the batch's P, 16 neurons interleaved, is
+still in L2), timed in the same run for comparison. Here every neuron has the same K, so P
+has no padding. Not counted either
 (the RLS figure is therefore a slight underestimate of the traffic it really moves): the
 per-synapse arrays (indices, weights, frozen, sign: 10 bytes per synapse, i.e. 40 / K bytes
 per P byte) and the scratch rows.
@@ -20,8 +21,8 @@ thread count as the kernel. Copy and kernel are timed alternately, repeat by rep
 machine's bandwidth drifts by up to 2x within a minute on a shared host), and the best time
 of each is kept; "ratio" = copy time / kernel time = kernel bandwidth / copy bandwidth.
 
-**In-cache** is the kernel's pure compute time per neuron: the single-threaded kernel on 16
-neurons whose P fits in L2, repeated. Compared with the streaming time per neuron and
+**In-cache** is the kernel's compute time per neuron: the single-threaded kernel on whole
+batches of 16 neurons whose P (about 512 kB) fits in L2, repeated. Compared with the streaming time per neuron and
 thread it shows how much of the run is waiting for memory.
 """
 from __future__ import annotations
@@ -34,10 +35,10 @@ import time
 import numba
 import numpy as np
 
-from cortexfit.rls import _update_serial, init_packed, init_pending, rls_update
+from cortexfit.rls import LANES, RLSState
 
 SIZES = [(4096, 58), (10_000, 90), (20_000, 128)]
-IN_CACHE_NEURONS = 16
+IN_CACHE_BYTES = 512 * 1024  # P of whole batches, in L2 (1 MB here)
 
 
 def _plastic_lists(n: int, k: int, rng: np.random.Generator):
@@ -63,37 +64,40 @@ def _parallel_copy(src, dst):
 
 def _problem(n: int, k: int, rng: np.random.Generator):
     indptr, indices = _plastic_lists(n, k, rng)
-    packed, offsets = init_packed(indptr, 1.0)
     return dict(
-        neurons=np.arange(n, dtype=np.int64), indptr=indptr, indices=indices,
+        state=RLSState(indptr, 1.0), neurons=np.arange(n, dtype=np.int64), indices=indices,
         weights=rng.normal(0, 0.1, n * k).astype(np.float32),
         sign=np.zeros(n * k, dtype=np.int8), frozen=np.zeros(n * k, dtype=bool),
-        packed=packed, offsets=offsets, r=rng.uniform(0, 0.3, n).astype(np.float32),
+        r=rng.uniform(0, 0.3, n).astype(np.float32),
         u=np.zeros(n, dtype=np.float32), bias=np.zeros(n, dtype=np.float32),
-        target=rng.normal(0, 1, n).astype(np.float32),
-        scratch_x=np.zeros((n, k), dtype=np.float32), scratch_k=np.zeros((n, k), dtype=np.float32),
-        pending=init_pending(indptr))
+        target=rng.normal(0, 1, n).astype(np.float32))
 
 
-def _args(p):
-    return (p["neurons"], p["indptr"], p["indices"], p["weights"], p["sign"], p["frozen"],
-            p["packed"], p["offsets"], p["r"], p["u"], p["bias"], p["target"], False,
-            np.float32(0.1))
+def _step(p, deferred=True, neurons=None):
+    return p["state"].update(p["neurons"] if neurons is None else neurons, p["indices"],
+                             p["weights"], p["sign"], p["frozen"], p["r"], p["u"], p["bias"],
+                             p["target"], False, 0.1, deferred=deferred)
 
 
 def _in_cache_ns(k: int, repeats: int) -> float:
-    """Single-threaded compute time per neuron with P in cache (16 neurons, best of runs)."""
-    p = _problem(k + 1, k, np.random.default_rng(1))
-    p["neurons"] = p["neurons"][:IN_CACHE_NEURONS]
-    args = _args(p) + (np.float32(0.0), p["scratch_x"], p["scratch_k"], *p["pending"])
-    _update_serial(*args)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(200):
-            _update_serial(*args)
-        best = min(best, (time.perf_counter() - start) / 200)
-    return best / IN_CACHE_NEURONS * 1e9
+    """Single-threaded compute time per neuron with P in L2 (whole batches of 16 neurons,
+    about 512 kB of P; best of runs, call overhead included)."""
+    batches = max(1, IN_CACHE_BYTES // (LANES * 4 * k * (k + 1) // 2))
+    p = _problem(max(k + 1, batches * LANES), k, np.random.default_rng(1))
+    neurons = p["state"].batch_neuron[:batches].ravel()  # whole batches
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        _step(p, neurons=neurons)
+        best = np.inf
+        for _ in range(repeats):
+            start = time.perf_counter()
+            for _ in range(200):
+                _step(p, neurons=neurons)
+            best = min(best, (time.perf_counter() - start) / 200)
+    finally:
+        numba.set_num_threads(threads)
+    return best / neurons.size * 1e9
 
 
 def main() -> None:
@@ -112,18 +116,17 @@ def main() -> None:
     print(header)
     for n, k in SIZES:
         p = _problem(n, k, rng)
-        packed = p["packed"]
+        packed = p["state"].packed
         copy_dst = np.empty_like(packed)
-        kernel_args = _args(p)
 
         def copy():
             _parallel_copy(packed, copy_dst)
 
         def update():
-            rls_update(*kernel_args, p["scratch_x"], p["scratch_k"], pending=p["pending"])
+            _step(p)
 
         def eager():
-            rls_update(*kernel_args, p["scratch_x"], p["scratch_k"])
+            _step(p, deferred=False)
 
         copy()
         update()  # warm up (compile, page in)

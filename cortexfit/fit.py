@@ -51,7 +51,7 @@ from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverg
 from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from .neurons.base import get_model
-from .rls import init_packed, init_pending, rls_flush, rls_update
+from .rls import P_LAYOUT, RLSState
 from .simulate import DEFAULT_DT, Simulator, SimState, initial_state
 
 __all__ = ["RLSFit", "to_model_rate"]
@@ -297,8 +297,7 @@ class RLSFit:
         if self.compensate_filter and tg.form == "rate":
             slope = np.gradient(target_at, update_times, axis=-1)
             target_at = np.maximum(target_at + net.tau_s * slope, 0.0).astype(np.float32)
-        packed, offsets = init_packed(net.plastic.indptr, self.lam)
-        pending = init_pending(net.plastic.indptr)  # one pass over P per update (rls.py)
+        rls = RLSState(net.plastic.indptr, self.lam)  # one pass over P per update (rls.py)
         frozen = np.zeros(net.plastic.nnz, dtype=bool)
         weights0 = net.weights()
         state = initial_state(net, [self.seed, 3])
@@ -308,17 +307,14 @@ class RLSFit:
         ckpt = Path(self.checkpoint) if self.checkpoint else None
         fingerprint = self._fingerprint(tg)
         if ckpt is not None and resume and ckpt.exists():
-            start_loop, state, history = self._load_checkpoint(ckpt, fingerprint, net, packed,
-                                                              frozen)
+            start_loop, state, history = self._load_checkpoint(ckpt, fingerprint, net,
+                                                              rls.packed, frozen)
 
         self.network_ = net
         self.targets_ = tg
         self.update_times_ = update_times
         sim = Simulator(net, dt=self.dt, bias=self.bias, state=state)
         neurons = np.arange(n, dtype=np.int64)
-        kmax = max(1, int(np.diff(net.plastic.indptr).max(initial=0)))
-        scratch_x = np.zeros((n, kmax), dtype=np.float32)
-        scratch_k = np.zeros((n, kmax), dtype=np.float32)
         bias_arr = sim.bias.astype(np.float32)
         rate_form = tg.form == "rate"
         pre_steps = int(round(self.pre_duration / self.dt))
@@ -344,12 +340,10 @@ class RLSFit:
                         spike_steps, _ = sim.advance(steps_per_update)
                         spikes += spike_steps.size
                         readout[c, :, k] = sim.r / unit if rate_form else sim.u
-                        rls_update(neurons, net.plastic.indptr, net.plastic.indices,
-                                   net.plastic.data, net.plastic_sign, frozen, packed, offsets,
-                                   sim.r, sim.u, bias_arr, target_at[c, :, k], rate_form,
-                                   np.float32(self.fi_smoothing), scratch_x, scratch_k,
-                                   gate=-np.inf if self.rate_gate is None else self.rate_gate,
-                                   pending=pending)
+                        rls.update(neurons, net.plastic.indices, net.plastic.data,
+                                   net.plastic_sign, frozen, sim.r, sim.u, bias_arr,
+                                   target_at[c, :, k], rate_form, self.fi_smoothing,
+                                   gate=-np.inf if self.rate_gate is None else self.rate_gate)
                         net.set_plastic_weights(net.plastic.data)
                     self._check_divergence(sim, net, loop, tg.conditions[c])
                 rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)
@@ -372,11 +366,11 @@ class RLSFit:
                 # P is brought up to date at the end of every loop (one extra pass per ~1000
                 # updates), so the weights do not depend on whether or how often a
                 # checkpoint is written
-                rls_flush(net.plastic.indptr, packed, offsets, pending)
+                rls.flush()
                 if ckpt is not None and ((loop + 1) % self.checkpoint_every == 0
                                          or loop + 1 == self.loops):
                     self._save_checkpoint(ckpt, fingerprint, loop + 1, sim.state(), net,
-                                          packed, frozen, history)
+                                          rls.packed, frozen, history)
         finally:
             if bar is not None:
                 bar.close()
@@ -548,6 +542,7 @@ class RLSFit:
     def _fingerprint(self, tg: _Targets) -> str:
         settings = {k: v for k, v in self.settings().items()
                     if k not in ("loops", "checkpoint", "checkpoint_every", "progress")}
+        settings["p_layout"] = P_LAYOUT  # a checkpoint's P is only read back in its layout
         digest = np.round(tg.values, 6).tobytes()
         import hashlib
 

@@ -110,6 +110,6 @@ def test_demo_rerun_skips_the_fit(tmp_path, monkeypatch):
     def no_training(*args, **kwargs):  # the rerun must not train again
         raise AssertionError("the fit ran again although nothing changed")
 
-    monkeypatch.setattr(fit_module, "rls_update", no_training)
+    monkeypatch.setattr(fit_module.RLSState, "update", no_training)
     assert main(["demo", "--out", str(out), "--loops", "1"]) == 0
     np.testing.assert_array_equal(np.load(out / "model.npz")["plastic_data"], first)

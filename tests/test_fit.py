@@ -69,32 +69,40 @@ def test_figure1_drive_learned_and_recalled_from_fresh_initial_conditions(figure
 
 
 def product_targets(n, seed=0, duration=1.0):
-    """Products of two sines, A sin(2 pi (t - T0) / T1) sin(2 pi (t - T0) / T2), A ~ U[0.5,
-    1.5], T0 ~ U[0, 1] s, T1, T2 ~ U[0.3, 1] s."""
+    """Products of sines as the paper trains them at N = 200 (Figure 3-figure supplement 2,
+    METHOD.md 1.4): A sin(2 pi (t - T0) / T1) sin(2 pi (t - T0) / T2), A ~ U[0.5, 1.5],
+    T0, T1, T2 ~ U[0.5, 1] s."""
     rng = np.random.default_rng(seed)
     t = np.arange(0, duration + 1e-9, 0.001)
-    amp, t0 = rng.uniform(0.5, 1.5, (1, n, 1)), rng.uniform(0, 1, (1, n, 1))
-    t1, t2 = rng.uniform(0.3, 1.0, (1, n, 1)), rng.uniform(0.3, 1.0, (1, n, 1))
+    amp, t0 = rng.uniform(0.5, 1.5, (1, n, 1)), rng.uniform(0.5, 1.0, (1, n, 1))
+    t1, t2 = rng.uniform(0.5, 1.0, (1, n, 1)), rng.uniform(0.5, 1.0, (1, n, 1))
     values = amp * np.sin(2 * np.pi * (t - t0) / t1) * np.sin(2 * np.pi * (t - t0) / t2)
     return xr.DataArray(values, dims=("condition", "neuron", "time"),
                         coords={"condition": ["c0"], "neuron": [str(i) for i in range(n)],
                                 "time": t}, attrs={"kind": "drive"})
 
 
-def test_products_of_sines_at_n200_what_is_reached():
-    """Products of sines at N = 200 (the issue's wording of Figure 1; the paper's Figure 1
-    legend has single sines, its products are Figure 3 at N = 500). With tau_s = 20 ms the
-    training itself plateaus at r ~0.73 (test 0.68-0.73 over 3 seeds): NOT the issue's 0.9.
-    With tau_s = 50 ms, measured 0.85-0.92 (mean of 4 fresh trials, 3 seeds); this test
-    holds that level."""
+def test_figure1_products_of_sines_at_n200():
+    """The issue's Figure 1 test: N = 200 theta neurons, product-of-sines drive targets, 1 s,
+    mean r >= 0.9 on fresh trials. The network and protocol are the Figure 1 fixture's,
+    except tau_s = 50 ms (the paper's Figure 5 value) and updates every 1 ms.
+
+    Why: a product of sines has half the variance of a sine of the same amplitude and is
+    near 0 for long stretches, so the spike-sampling error (~1 / sqrt(N tau_s), the paper's
+    Figure 6) weighs more. Measured with these targets (mean of 4 fresh trials per network
+    seed): tau_s 20 ms, 0.69-0.74 (3 seeds); 30 ms, the paper's value for its N = 200
+    product networks, 0.85-0.87, and 0.81-0.89 with lam 0.1 or 5, 40 loops, 1 ms updates or
+    dt 0.1 ms; 50 ms with 2 ms updates, 0.90-0.94 (6 seeds); 50 ms with 1 ms updates,
+    0.915-0.924 (6 seeds: the tightest spread, hence this setting)."""
     net = gaussian_network(200, p=0.3, sigma=4.0, tau_s=0.05, zero_row_sum=True, seed=3)
-    est = RLSFit(network=net, lam=1.0, update_every=0.002, loops=30, dt=DT, progress=False,
+    est = RLSFit(network=net, lam=1.0, update_every=0.001, loops=30, dt=DT, progress=False,
                  stim_amplitude=2.0, stim_duration=0.1, pre_duration=1.0,
-                 seed=2).fit(product_targets(200, seed=2))
+                 seed=3).fit(product_targets(200, seed=3))
     targets = est.target_at_updates()[0]
     scores = [pearson_kernel(est.run_trial(0, seed=seed)["u"].values.T, targets).mean()
               for seed in range(101, 105)]
-    assert np.mean(scores) >= 0.82, scores
+    assert np.mean(scores) >= 0.9, scores
+    assert min(scores) >= 0.8, scores
 
 
 def test_save_and_load_give_the_same_network(figure1, tmp_path):
@@ -174,7 +182,7 @@ def test_runaway_rates_stop_training_with_a_clear_error():
 def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path, monkeypatch):
     import cortexfit.fit as fit_module
 
-    real_update = fit_module.rls_update
+    real_update = fit_module.RLSState.update
     calls = {"n": 0}
     n_updates_per_loop = 150  # 0.3 s window / 2 ms
 
@@ -182,10 +190,10 @@ def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path,
         calls["n"] += 1
         out = real_update(*args, **kwargs)
         if calls["n"] == 2 * n_updates_per_loop + 10:  # during the third loop
-            args[3][args[1][7]] = np.nan  # a plastic weight of neuron 7
+            args[3][args[0].indptr[7]] = np.nan  # a plastic weight of neuron 7
         return out
 
-    monkeypatch.setattr(fit_module, "rls_update", poisoned)
+    monkeypatch.setattr(fit_module.RLSState, "update", poisoned)
     ckpt = tmp_path / "run.npz"
     est = RLSFit(dale=False, p=0.3, sigma=2.0, tau_s=0.02, loops=5, dt=DT, progress=False,
                  checkpoint=str(ckpt), checkpoint_every=1, pre_duration=0.05)
@@ -198,9 +206,13 @@ def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path,
 
 def test_figure2_two_stimuli_evoke_two_learned_patterns():
     targets = sine_targets(200, n_cond=2, seed=5)
-    est = RLSFit(dale=False, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.02, lam=10.0,
-                 loops=40, stim_duration=0.1, stim_amplitude=2.0, dt=DT, progress=False,
-                 seed=0).fit(targets)
+    # the Figure 1 network and protocol (the fixture above), 30 loops (the paper's count).
+    # Measured over network seeds 0-3 (3 fresh trials per stimulus each): recall 0.86-0.87
+    # on average, worst trial 0.844, the other pattern |r| <= 0.10. (lam = 10, 40 loops and
+    # 0.5 s of free run had a worst trial of 0.78: a round-off change moved it below 0.8.)
+    est = RLSFit(dale=False, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.02, lam=1.0,
+                 loops=30, stim_duration=0.1, stim_amplitude=2.0, pre_duration=1.0, dt=DT,
+                 progress=False, seed=0).fit(targets)
     goal = est.target_at_updates()
     for c in (0, 1):
         runs = [est.run_trial(c, seed=s)["u"].values.T for s in (31, 32, 33)]

@@ -195,9 +195,9 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch, q
     import cortexfit.fit as fit_module
 
     calls = []
-    original = fit_module.rls_update
-    monkeypatch.setattr(fit_module, "rls_update", lambda *a, **k: (calls.append(1),
-                                                                   original(*a, **k))[1])
+    original = fit_module.RLSState.update
+    monkeypatch.setattr(fit_module.RLSState, "update",
+                        lambda *a, **k: (calls.append(1), original(*a, **k))[1])
     result = run(QUICK, out, resume=True, verbosity=0)
     assert result.stages["fit"] == "ran" and result.stages["load"] == "skipped"
     uninterrupted = np.load(quick_run[0] / "model.npz")["plastic_data"]
