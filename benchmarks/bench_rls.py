@@ -37,7 +37,7 @@ import numpy as np
 
 from cortexfit.rls import LANES, RLSState
 
-SIZES = [(4096, 58), (10_000, 90), (20_000, 128)]
+SIZES = [(4096, 58), (10_000, 90), (20_000, 128), (900, 270)]  # the issue's, and ALM PSTH's
 IN_CACHE_BYTES = 512 * 1024  # P of whole batches, in L2 (1 MB here)
 
 

@@ -70,10 +70,12 @@ ROWS = 4
 P_LAYOUT = f"packed-upper-float32-lanes{LANES}-sorted-by-K"
 """Names the storage of P (checkpoints of another layout are not resumed)."""
 
-PARALLEL_MIN_BYTES = 256 * 2**10
-"""Below this much P the update runs on one thread: a thread barrier per update would cost
-more than it saves. (Measured: the demo's fit, 240 neurons and 2.5 MB of P, trains 15-25 %
-faster on 2 threads than on one; the results are the same bits.)"""
+PARALLEL_MIN_BYTES = 8 * 2**20
+"""Below this much P the update runs on one thread. Measured on 2 cores: the demo's fit (2.5
+MB of P) trains 10 % faster on 2 threads on a quiet machine, but 3.5x *slower* when another
+process keeps one core busy (a thread barrier per update, 0.15 ms apart, waits for the
+descheduled thread); at 900 neurons (134 MB) 2 threads take 8.1 ms against 11.6 on one,
+and 13.0 against 11.0 with one core busy."""
 
 
 def _aligned_zeros(shape, align: int = 64) -> np.ndarray:

@@ -17,8 +17,9 @@ from cortexfit.exceptions import DataError
 def pytest_configure(config):
     """Under pytest-xdist (``make test``: 2 workers on 2 cores) each worker runs numba on one
     thread: 2 workers x 2 threads would oversubscribe the cores, and the parallel RLS
-    kernel's barrier per update then costs more than it saves (test_fit.py measured 90 s
-    against 42 s). The test that needs 2 threads sets them itself."""
+    kernel's barrier per update then waits for descheduled threads (with the parallel kernel
+    on small networks, test_fit.py took 90 s instead of 34 s; see rls.PARALLEL_MIN_BYTES).
+    The test that needs 2 threads sets them itself."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import numba
 
