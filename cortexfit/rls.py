@@ -17,28 +17,32 @@ is not changed, and from then on it is **frozen**: it keeps contributing to the 
 leaves the regression (its regressor entry is 0, so its row and column of P stop changing,
 and it gets no further updates). Unconstrained synapses have sign 0.
 
-**Storage: packed symmetric float32, 16 neurons interleaved.** Each neuron's P is its packed
-upper triangle (row a holds P[a, a:]). The neurons are sorted by K and grouped in *batches*
-of :data:`LANES` = 16; a batch stores its 16 triangles interleaved, entry by entry
-(``[entry, lane]``), each padded to the batch's largest K with zeros (a zero row and column
-of P with a zero regressor entry never changes and changes nothing: padding is exact). The
-update of one batch is then the same arithmetic on 16 neurons at once, one 16-wide vector
-operation per P entry, whatever K is. Stored neuron by neuron, rows of the triangle are
-short (K = 58: 29 entries on average) and the per-neuron kernel ran at scalar speed; the
-interleaved kernel is 2.6x faster there (4096 x 58: 1.4 ms per step against 3.5 ms, 2
-threads) and runs at memory-copy speed at every size (``benchmarks/bench_rls.py``). All
-arrays the kernel streams start on a 64-byte boundary, so each vector is one cache line. Sorting by K keeps the padding small (a few per cent for
-Bernoulli connectivity). :class:`RLSState` holds P, its layout, the deferred update (below)
-and scratch; :meth:`RLSState.p_matrix` unpacks one neuron's P.
+**Storage: packed symmetric float32, 16 neurons interleaved.** Each neuron's P is its upper
+triangle, each entry stored once, in the blocked order of :func:`entry_position` (groups of
+4 rows, column by column: the order the kernel visits them, so P streams through memory
+front to back). The neurons are sorted by K and grouped in *batches* of :data:`LANES` = 16;
+a batch stores its 16 triangles interleaved, entry by entry (``[entry, lane]``), each padded
+to the batch's largest K with zeros (a zero row and column of P with a zero regressor entry
+never changes and changes nothing: padding is exact). The update of one batch is then the
+same arithmetic on 16 neurons at once, one 16-wide vector operation per P entry, whatever K
+is. Stored neuron by neuron, rows of the triangle are short (K = 58: 29 entries on average)
+and the per-neuron kernel ran at scalar speed; the interleaved kernel is 2.6x faster there
+(4096 x 58: 1.4 ms per step against 3.5 ms, 2 threads) and runs at memory-copy speed at
+every size (``benchmarks/bench_rls.py``). All arrays the kernel streams start on a 64-byte
+boundary, so each vector is one cache line. Sorting by K keeps the padding small (a few per
+cent for Bernoulli connectivity). :class:`RLSState` holds P, its layout, the deferred update
+(below) and scratch; :meth:`RLSState.p_matrix` unpacks one neuron's P.
 
 **The fused kernel** (:meth:`RLSState.update`): per batch, gather the regressors, one pass
 over the interleaved triangle (written directly in LLVM vector IR by :func:`_tri_pass`, a
 numba intrinsic: numba cannot tell LLVM that the arrays do not alias, so the plain loop
 stayed scalar), then c, Dale-guarded weight updates and the drive change per lane; parallel
-over batches. The pass takes :data:`ROWS` = 4 rows of P at a time, so each column's
-pending k, x and k = P x entries are loaded once for 4 P entries: at K = 270 (900 neurons)
-one row at a time spilled those to L2 and took 9.4-12.1 ms per update against 6.5-6.9 ms. :func:`rls_update_reference` is the same update written plainly in float64
-with dense matrices, kept to test the kernel against.
+over batches. The pass takes :data:`ROWS` = 4 rows of P at a time, so each column's pending
+k, x and k = P x entries are loaded once for 4 P entries (in cache: 8.4-8.9 against
+10.5-12.6 us per neuron at K = 270, where one row at a time spills them from L1), and P is
+stored in that visiting order (with plain row order the 4 rows were 4 streams, and 4096 x 58
+lost a third of its speed). :func:`rls_update_reference` is the same update written plainly
+in float64 with dense matrices, kept to test the kernel against.
 
 **One pass over P per step (deferred rank-1 update).** Step t needs ``k_t = P_t x_t`` and
 leaves ``P_{t+1} = P_t - c_t k_t k_t^T``. The kernel does not write ``P_{t+1}`` at step t:
@@ -67,7 +71,7 @@ LANES = 16
 ROWS = 4
 """Rows of P per pass of the vector kernel (:func:`_tri_pass`)."""
 
-P_LAYOUT = f"packed-upper-float32-lanes{LANES}-sorted-by-K"
+P_LAYOUT = f"packed-float32-lanes{LANES}-rows{ROWS}-blocked-sorted-by-K"
 """Names the storage of P (checkpoints of another layout are not resumed)."""
 
 PARALLEL_MIN_BYTES = 8 * 2**20
@@ -91,6 +95,32 @@ def _aligned_zeros(shape, align: int = 64) -> np.ndarray:
 def packed_size(k: int) -> int:
     """Floats in a packed symmetric K x K matrix."""
     return k * (k + 1) // 2
+
+
+# ---------------------------------------------------------------------- storage order
+_HEAD = ROWS * (ROWS + 1) // 2  # entries of a group's own triangle
+
+
+def entry_position(a, b, kb):
+    """Entry index (in vectors of LANES floats) of P[a, b], a <= b, in a batch whose
+    triangles are kb x kb: the order in which :func:`_tri_pass` visits them, so that P is
+    streamed strictly in memory order.
+
+    Rows go in groups of ROWS (4). A group stores its own 4 x 4 triangle (row by row), then,
+    column by column past the group, the 4 rows' entries of that column side by side. The
+    last ``kb % ROWS`` rows follow as plain packed rows. Each entry is stored once: still a
+    packed symmetric matrix, in a blocked order. Works elementwise on arrays."""
+    a, b = np.asarray(a, dtype=np.int64), np.asarray(b, dtype=np.int64)
+    groups = kb // ROWS
+    g = a // ROWS
+    i = a - g * ROWS
+    group_start = _HEAD * g + ROWS * (g * (kb - ROWS) - ROWS * g * (g - 1) // 2)
+    head = group_start + i * ROWS - i * (i - 1) // 2 + (b - g * ROWS - i)
+    tail = group_start + _HEAD + ROWS * (b - g * ROWS - ROWS) + i
+    t = a - groups * ROWS
+    last_start = _HEAD * groups + ROWS * (groups * (kb - ROWS) - ROWS * groups * (groups - 1) // 2)
+    rest = last_start + t * (kb - groups * ROWS) - t * (t - 1) // 2 + (b - a)
+    return np.where(a < groups * ROWS, np.where(b < (g + 1) * ROWS, head, tail), rest)
 
 
 # ---------------------------------------------------------------------- the vector pass
@@ -146,10 +176,13 @@ def _tri_pass(typingctx, packed, start, pend_k, x, kv, pend_c, kb):
         kb = context.cast(builder, args[6], signature.args[6], types.int64)
         pc = load(pc_data, const(0))
 
-        def diag_pos(a):
-            """Float index of row a's diagonal: start + LANES (a kb - a (a - 1) / 2)."""
-            tri = builder.lshr(builder.mul(a, builder.sub(a, const(1))), const(1))
-            return builder.add(start, builder.mul(builder.sub(builder.mul(a, kb), tri), lanes))
+        def group_start(g):
+            """Float index of group g's first entry (see :func:`entry_position`)."""
+            tri = builder.lshr(builder.mul(g, builder.sub(g, const(1))), const(1))
+            inner = builder.sub(builder.mul(g, builder.sub(kb, const(ROWS))),
+                                builder.mul(tri, const(ROWS)))
+            entries = builder.add(builder.mul(g, const(_HEAD)), builder.mul(inner, const(ROWS)))
+            return builder.add(start, builder.mul(entries, lanes))
 
         # Rows in groups of ROWS: the tail of a group (columns past the group) loads the
         # pending k, x and kv of a column once for ROWS rows of P, so their traffic per P
@@ -161,12 +194,14 @@ def _tri_pass(typingctx, packed, start, pend_k, x, kv, pend_c, kb):
             pka = [load(pk_data, builder.mul(a, lanes)) for a in rows]
             xa = [load(x_data, builder.mul(a, lanes)) for a in rows]
             neg_cka = [builder.fneg(builder.fmul(pc, v)) for v in pka]
-            diag = [diag_pos(a) for a in rows]
+            first_pos = group_start(group.index)
             # head: the group's own ROWS x ROWS triangle (its column sums stay in registers)
             sums = [zero_vec] * ROWS
+            entry = 0
             for i in range(ROWS):
                 for j in range(i, ROWS):
-                    idx = builder.add(diag[i], const((j - i) * LANES))
+                    idx = builder.add(first_pos, const(entry * LANES))
+                    entry += 1
                     value = call(neg_cka[i], pka[j], load(p_data, idx))
                     store(value, p_data, idx)
                     if j == i:
@@ -178,15 +213,16 @@ def _tri_pass(typingctx, packed, start, pend_k, x, kv, pend_c, kb):
                 builder.store(sums[i], acc[i])
             # tail: columns b past the group, ROWS rows of P per column
             first = builder.add(a0, const(ROWS))
-            row_tail = [builder.add(diag[i], const((ROWS - i) * LANES)) for i in range(ROWS)]
+            tail_pos = builder.add(first_pos, const(_HEAD * LANES))
             with cgutils.for_range_slice(builder, first, kb, const(1), inc=True) as (b, _):
                 ib = builder.mul(b, lanes)
-                step = builder.mul(builder.sub(b, first), lanes)
+                column = builder.add(tail_pos, builder.mul(builder.sub(b, first),
+                                                           const(ROWS * LANES)))
                 pkb = load(pk_data, ib)
                 xb = load(x_data, ib)
                 col = load(kv_data, ib)
                 for i in range(ROWS):
-                    idx = builder.add(row_tail[i], step)
+                    idx = builder.add(column, const(i * LANES))
                     value = call(neg_cka[i], pkb, load(p_data, idx))
                     store(value, p_data, idx)
                     builder.store(call(value, xb, builder.load(acc[i])), acc[i])
@@ -195,13 +231,16 @@ def _tri_pass(typingctx, packed, start, pend_k, x, kv, pend_c, kb):
             for i in range(ROWS):
                 ia = builder.mul(rows[i], lanes)
                 store(builder.fadd(load(kv_data, ia), builder.load(acc[i])), kv_data, ia)
-        # the last kb % ROWS rows, one at a time
-        last = builder.mul(builder.udiv(kb, const(ROWS)), const(ROWS))
+        # the last kb % ROWS rows, one at a time, as plain packed rows
+        groups = builder.udiv(kb, const(ROWS))
+        last = builder.mul(groups, const(ROWS))
+        pos = cgutils.alloca_once_value(builder, group_start(groups))
         with cgutils.for_range_slice(builder, last, kb, const(1), inc=True) as (a, _):
             ia = builder.mul(a, lanes)
             pka = load(pk_data, ia)
             neg_cka = builder.fneg(builder.fmul(pc, pka))
-            p0 = diag_pos(a)
+            p0 = builder.load(pos)
+            builder.store(builder.add(p0, builder.mul(builder.sub(kb, a), lanes)), pos)
             value = call(neg_cka, pka, load(p_data, p0))
             store(value, p_data, p0)
             xa = load(x_data, ia)
@@ -403,7 +442,7 @@ class RLSState:
         for i in range(self.n_neurons):
             b, lane, kb = self.neuron_batch[i], self.neuron_lane[i], self.batch_k[self.neuron_batch[i]]
             rows = np.arange(sizes[i])
-            diag = rows * kb - rows * (rows - 1) // 2  # row a's diagonal: a K - a(a-1)/2
+            diag = entry_position(rows, rows, kb)
             self.packed[self.batch_offset[b] + diag * LANES + lane] = 1.0 / lam
         self.pend_c = _aligned_zeros((n_batches, LANES))
         self.pend_k = _aligned_zeros((n_batches, kmax, LANES))
@@ -455,8 +494,9 @@ class RLSState:
         block = self.packed[self.batch_offset[b]:self.batch_offset[b + 1]].reshape(-1, LANES)
         dense = np.zeros((kb, kb))
         rows, cols = np.triu_indices(kb)
-        dense[rows, cols] = block[:, lane]
-        dense[cols, rows] = block[:, lane]
+        values = block[entry_position(rows, cols, kb), lane]
+        dense[rows, cols] = values
+        dense[cols, rows] = values
         return dense[:k, :k]
 
 

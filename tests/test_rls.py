@@ -98,6 +98,24 @@ def test_the_interleaved_layout_holds_each_neuron_once():
     assert padded <= 1.6 * sum(k * (k + 1) // 2 for k in sizes)
 
 
+def test_the_blocked_storage_order_holds_every_entry_once():
+    """entry_position maps the kb(kb+1)/2 entries (a <= b) one to one onto 0 .. size - 1, for
+    every kb (groups of ROWS rows and the remainder rows), and puts each group's entries
+    together in the order the kernel visits them."""
+    from cortexfit.rls import ROWS, entry_position, packed_size
+
+    for kb in range(0, 3 * ROWS + 4):
+        rows, cols = np.triu_indices(kb)
+        pos = entry_position(rows, cols, kb)
+        assert sorted(pos.tolist()) == list(range(packed_size(kb))), kb
+    kb = 2 * ROWS + 1
+    first_group = [entry_position(a, b, kb) for a in range(ROWS) for b in range(a, kb)]
+    assert sorted(int(p) for p in first_group) == list(range(len(first_group)))
+    # past the group's own triangle, column by column: the ROWS rows of a column side by side
+    assert [int(entry_position(a, ROWS, kb)) for a in range(ROWS)] == list(
+        range(ROWS * (ROWS + 1) // 2, ROWS * (ROWS + 1) // 2 + ROWS))
+
+
 def test_recursive_least_squares_solves_a_static_regression():
     """Fed a fixed linear problem, RLS converges to the least-squares weights."""
     net = gaussian_network(30, p=1.0, sigma=0.0, seed=0)
