@@ -440,7 +440,8 @@ class RLSState:
         self.packed = _aligned_zeros(int(self.batch_offset[-1]))
         kmax = max(1, int(self.batch_k.max(initial=0)))
         for i in range(self.n_neurons):
-            b, lane, kb = self.neuron_batch[i], self.neuron_lane[i], self.batch_k[self.neuron_batch[i]]
+            b, lane = self.neuron_batch[i], self.neuron_lane[i]
+            kb = self.batch_k[b]
             rows = np.arange(sizes[i])
             diag = entry_position(rows, rows, kb)
             self.packed[self.batch_offset[b] + diag * LANES + lane] = 1.0 / lam
