@@ -121,18 +121,31 @@ def test_save_and_load_give_the_same_network(figure1, tmp_path):
 
 
 def test_figure4_dale_network_learns_its_innate_trajectories():
-    n = 400
+    """The paper's Figure 4 network and training (METHOD.md 2.2, 3.3: N = 1000, p = 0.1,
+    J = 6, g = 5, tau_s = 60 ms; the drive after 3 s of free run as targets; updates every
+    10 ms, lambda = 10, 40 loops) with the authors' stimulus protocol (U[-2, 2] for 100 ms
+    after 1 s of free run) and a 1 s window (the paper: 2 s), bias 0.5 (the paper states
+    none; without one the network is silent).
+
+    Measured over network seeds 0-3 (6 fresh trials each): the trial-to-trial SD of the
+    evoked drive falls to 0.32-0.38 of the untrained network's, and the mean r with the
+    innate trajectory rises from -0.07..0.09 to 0.24-0.74 (2 s window: 0.26-0.84). How well
+    an E/I network learns its own trajectory varies that much between networks (the
+    paper's Figure 4i shows the best of 10 per setting), so the test asserts what holds for
+    every seed: SD below 0.6 of the untrained one, r up by more than 0.15. (The earlier N =
+    400, 20-loop version gave SD ratios 0.35-0.68 and, on one seed, no gain in r.)"""
+    n = 1000
     net = ei_network(n, p=0.1, J=6.0, g=5.0, tau_s=0.06, seed=0)
     before_weights = net.weights().toarray()
     innate = simulate(net, 4.0, bias=0.5, seed=1, dt=DT, record=("u",), record_every=DT)
-    drive = innate.traces["u"].values[2999:].T  # the 1 s after 3 s of free running
+    drive = innate.traces["u"].values[2999:3999].T  # the 1 s after 3 s of free running
     targets = xr.DataArray(drive[None], dims=("condition", "neuron", "time"),
                            coords={"condition": ["innate"], "neuron": [str(i) for i in range(n)],
                                    "time": np.arange(drive.shape[1]) * DT},
                            attrs={"kind": "drive"})
     settings = dict(lam=10.0, update_every=0.01, bias=0.5, dt=DT, stim_duration=0.1,
-                    progress=False, seed=0)
-    trained = RLSFit(network=net, loops=20, **settings).fit(targets)
+                    stim_amplitude=2.0, pre_duration=1.0, progress=False, seed=0)
+    trained = RLSFit(network=net, loops=40, **settings).fit(targets)
     untrained = RLSFit(network=net, loops=1, **settings).fit(targets)
     untrained.network_ = net  # same stimulus and targets, initial weights
 
@@ -144,8 +157,8 @@ def test_figure4_dale_network_learns_its_innate_trajectories():
 
     sd_before, corr_before = evoked(untrained)
     sd_after, corr_after = evoked(trained)
-    assert sd_after < 0.75 * sd_before  # trial-to-trial variability drops
-    assert corr_after > corr_before + 0.2
+    assert sd_after < 0.6 * sd_before  # trial-to-trial variability drops
+    assert corr_after > corr_before + 0.15  # the innate trajectory is learned
     after_weights = trained.network_.weights().toarray()
     assert trained.network_.check_dale()
     assert np.all(np.sign(after_weights) * np.sign(before_weights) >= 0), "a sign flipped"
