@@ -179,12 +179,17 @@ class _Interrupt:
         monkeypatch.setattr(RLSFit, "_save_checkpoint", save)
 
 
-def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch, quick_run):
-    out = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        _Interrupt(patch, after=2)
+def _interrupted_run(out, after: int) -> None:
+    """Run QUICK into ``out`` and stop it (Ctrl-C) after the checkpoint of loop ``after``."""
+    with pytest.MonkeyPatch.context() as patch:
+        _Interrupt(patch, after=after)
         with pytest.raises(KeyboardInterrupt):
             run(QUICK, out, verbosity=0)
+
+
+def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch, quick_run):
+    out = tmp_path / "run"
+    _interrupted_run(out, after=2)
     assert (out / "checkpoint.npz").is_file() and not (out / "model.npz").exists()
     # without --resume the run stops and says what to do, and keeps the checkpoint
     with pytest.raises(ConfigError, match="interrupted fit") as info:
@@ -214,24 +219,18 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch, q
     assert resumed_calls == len(calls) > 0
 
 
-def test_restart_discards_the_checkpoint(tmp_path, monkeypatch):
+def test_restart_discards_the_checkpoint(tmp_path):
     out = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        _Interrupt(patch, after=1)
-        with pytest.raises(KeyboardInterrupt):
-            run(QUICK, out, verbosity=0)
+    _interrupted_run(out, after=1)
     result = run(QUICK, out, restart=True, verbosity=0)
     assert result.stages["fit"] == "ran"
     with xr.open_dataset(out / "history.nc", engine="h5netcdf") as history:
         assert history.sizes["loop"] == 3
 
 
-def test_a_checkpoint_of_other_settings_is_discarded(tmp_path, monkeypatch):
+def test_a_checkpoint_of_other_settings_is_discarded(tmp_path):
     out = tmp_path / "run"
-    with monkeypatch.context() as patch:
-        _Interrupt(patch, after=1)
-        with pytest.raises(KeyboardInterrupt):
-            run(QUICK, out, verbosity=0)
+    _interrupted_run(out, after=1)
     result = run(_with(QUICK, training={"lam": 2.0}), out, verbosity=0)  # no --resume needed
     assert result.stages["fit"] == "ran"
 
