@@ -22,8 +22,8 @@ machine's bandwidth drifts by up to 2x within a minute on a shared host), and th
 of each is kept; "ratio" = copy time / kernel time = kernel bandwidth / copy bandwidth.
 
 **In-cache** is the kernel's compute time per neuron: the single-threaded kernel on whole
-batches of 16 neurons whose P (about 512 kB) fits in L2, repeated. Compared with the streaming time per neuron and
-thread it shows how much of the run is waiting for memory.
+batches of 16 neurons whose P (about 512 kB) fits in L2, repeated. Compared with the
+streaming time per neuron and thread it shows how much of the run is waiting for memory.
 """
 from __future__ import annotations
 
@@ -74,9 +74,10 @@ def _problem(n: int, k: int, rng: np.random.Generator):
 
 
 def _step(p, deferred=True, neurons=None):
-    return p["state"].update(p["neurons"] if neurons is None else neurons, p["indices"],
-                             p["weights"], p["sign"], p["frozen"], p["r"], p["u"], p["bias"],
-                             p["target"], False, 0.1, deferred=deferred)
+    neurons = p["neurons"] if neurons is None else neurons
+    return p["state"].update(neurons, p["indices"], p["weights"], p["sign"], p["frozen"],
+                             p["r"], p["u"], p["bias"], p["target"][:neurons.size], False,
+                             0.1, deferred=deferred)
 
 
 def _in_cache_ns(k: int, repeats: int) -> float:

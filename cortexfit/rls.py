@@ -63,6 +63,8 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
+from .exceptions import ConfigError
+
 __all__ = ["LANES", "P_LAYOUT", "RLSState", "packed_size", "rls_update_reference"]
 
 LANES = 16
@@ -370,10 +372,15 @@ def _flush_batch(b, packed, batch_k, batch_offset, x, kv, pend_c, pend_k):
 
 @numba.njit(cache=True)
 def _slots(neurons, n):
+    """slot[i] = m for neurons[m] = i, else -1; returns (slot, m of the first neuron id out of
+    range or repeated, or -1)."""
     slot = np.full(n, -1, dtype=np.int64)
     for m in range(neurons.shape[0]):
-        slot[neurons[m]] = m
-    return slot
+        i = neurons[m]
+        if i < 0 or i >= n or slot[i] >= 0:
+            return slot, m
+        slot[i] = m
+    return slot, -1
 
 
 @numba.njit(cache=True, parallel=True)
@@ -470,11 +477,28 @@ class RLSState:
         docstring); False applies it at once. Returns the number of synapses newly frozen.
         Parallel over batches when P is large."""
         kernel = _update_parallel if self.nbytes >= PARALLEL_MIN_BYTES else _update_serial
-        slot = _slots(np.asarray(neurons, dtype=np.int64), self.n_neurons)
+        neurons = np.asarray(neurons, dtype=np.int64)
+        self._check_sizes(neurons, indices, weights, sign, frozen, r, u, bias, target)
+        slot, bad = _slots(neurons, self.n_neurons)
+        if bad >= 0:
+            raise ConfigError("a neuron id is out of range or repeated", field=f"neurons[{bad}]",
+                              found=int(neurons[bad]),
+                              expected=f"distinct ids in 0 .. {self.n_neurons - 1}")
         return kernel(slot, self.indptr, indices, weights, sign, frozen, self.packed,
                       self.batch_neuron, self.batch_k, self.batch_offset, r, u, bias, target,
                       rate_form, np.float32(smooth_c), np.float32(gate), self._x, self._k,
                       self.pend_c, self.pend_k, deferred)
+
+    def _check_sizes(self, neurons, indices, weights, sign, frozen, r, u, bias, target):
+        """The kernel does not bounds-check: arrays of the wrong size stop here, by name."""
+        nnz, n = int(self.indptr[-1]), self.n_neurons
+        for name, array, size in (("indices", indices, nnz), ("weights", weights, nnz),
+                                  ("sign", sign, nnz), ("frozen", frozen, nnz), ("r", r, n),
+                                  ("u", u, n), ("bias", bias, n),
+                                  ("target", target, neurons.size)):
+            if np.ndim(array) != 1 or len(array) != size:
+                raise ConfigError("an RLS argument has the wrong shape", field=name,
+                                  found=np.shape(array), expected=f"({size},)")
 
     def flush(self) -> None:
         """Apply every pending rank-1 update to P; afterwards nothing is pending."""

@@ -116,6 +116,36 @@ def test_the_blocked_storage_order_holds_every_entry_once():
         range(ROWS * (ROWS + 1) // 2, ROWS * (ROWS + 1) // 2 + ROWS))
 
 
+def test_wrong_arguments_stop_with_a_clear_error():
+    """The kernel does not bounds-check, so sizes and neuron ids are checked before it runs."""
+    from cortexfit.exceptions import ConfigError
+
+    net = gaussian_network(20, p=0.5, sigma=1.0, seed=0)
+    pl = net.plastic
+    state = RLSState(pl.indptr, 1.0)
+    ok = dict(indices=pl.indices, weights=pl.data.copy(), sign=net.plastic_sign,
+              frozen=np.zeros(pl.nnz, bool), r=np.ones(20, np.float32),
+              u=np.zeros(20, np.float32), bias=np.zeros(20, np.float32),
+              target=np.ones(20, np.float32))
+
+    def call(neurons=np.arange(20), **changes):
+        args = {**ok, **changes}
+        state.update(neurons, args["indices"], args["weights"], args["sign"], args["frozen"],
+                     args["r"], args["u"], args["bias"], args["target"], False, 0.1)
+
+    with pytest.raises(ConfigError, match=r"Field: weights.*Expected: \(\d+,\)"):
+        call(weights=pl.data[:-1].copy())
+    with pytest.raises(ConfigError, match="Field: r"):
+        call(r=np.ones(19, np.float32))
+    with pytest.raises(ConfigError, match="Field: target"):
+        call(neurons=np.arange(5))
+    with pytest.raises(ConfigError, match=r"neurons\[2\].*Found: 20"):
+        call(neurons=np.array([0, 1, 20]), target=np.ones(3, np.float32))
+    with pytest.raises(ConfigError, match="repeated"):
+        call(neurons=np.array([3, 3]), target=np.ones(2, np.float32))
+    call()  # the right sizes run
+
+
 def test_recursive_least_squares_solves_a_static_regression():
     """Fed a fixed linear problem, RLS converges to the least-squares weights."""
     net = gaussian_network(30, p=1.0, sigma=0.0, seed=0)
