@@ -14,6 +14,8 @@ __all__ = [
     "CortexfitError",
     "DataError",
     "FileFormatError",
+    "UnsafeFileError",
+    "RunFolderError",
     "TargetError",
     "ConfigError",
     "TrainingDiverged",
@@ -76,6 +78,15 @@ class DataError(CortexfitError, ValueError):
 
 class FileFormatError(DataError):
     """A file cannot be opened or is not of the expected format (corrupt, not NWB, ...)."""
+
+
+class UnsafeFileError(FileFormatError):
+    """Reading the file would run code from it (a Python pickle); refused unless trusted."""
+
+
+class RunFolderError(CortexfitError, OSError):
+    """A run folder cannot be used as asked: locked by another run, holds something else,
+    cannot be written (permissions, disk full)."""
 
 
 class TargetError(CortexfitError, ValueError):
