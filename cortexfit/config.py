@@ -3,7 +3,8 @@
 A config has these sections (every key optional; ``cortexfit demo`` is the empty config)::
 
     [run]          name, seed
-    [data]         format, path, event_times, condition, where, align, window, variant
+    [data]         format, path, event_times, condition, where, align, window, variant,
+                   allow_pickle
     [targets]      bin_size, kernel, kernel_width, min_rate, heldout_fraction, min_trials,
                    max_units
     [auxiliary]    aux_ratio, tau_c, amplitude, tau_s
@@ -29,6 +30,7 @@ preset's values) so that the run folder's ``config.toml`` says exactly what ran.
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
@@ -61,8 +63,19 @@ class _Section(BaseModel):
 class RunSection(_Section):
     """What the run is called and its seed (every random choice derives from it)."""
 
-    name: str = ""
+    name: str = Field("", max_length=100)
     seed: int = Field(0, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _plain_name(cls, name):
+        # the default run folder is reports/<name>: a name must not lead anywhere else
+        if name and (not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name)
+                     or name in (".", "..")):
+            raise ValueError("name must be a plain name (letters, digits, '_', '-', '.'; "
+                             "no '/', no '..', not starting with '.'): it names the folder "
+                             "reports/<name>; use --out to write elsewhere")
+        return name
 
 
 class DataSection(_Section):
@@ -76,6 +89,7 @@ class DataSection(_Section):
     where: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     align: str | None = None
     window: list[float] | None = Field(None, min_length=2, max_length=2)
+    allow_pickle: bool = False
 
     @field_validator("window")
     @classmethod

@@ -13,8 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
-__all__ = ["Problem", "fit_problems", "SILENT_MODEL_HZ", "ACTIVE_DATA_HZ", "PEARSON_FLOOR",
-           "CEILING_FRACTION_FLOOR"]
+__all__ = [
+    "ACTIVE_DATA_HZ",
+    "CEILING_FRACTION_FLOOR",
+    "PEARSON_FLOOR",
+    "SILENT_MODEL_HZ",
+    "Problem",
+    "fit_problems",
+]
 
 #: a model neuron whose trial-averaged rate stays below this (Hz) is called silent
 SILENT_MODEL_HZ = 0.1

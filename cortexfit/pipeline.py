@@ -39,21 +39,40 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 import time
+import tomllib
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import xarray as xr
+
 from . import __version__
 from .config import RunConfig, load_config, parse_config, resolve, to_toml
-from .exceptions import ConfigError, CortexfitWarning
+from .exceptions import ConfigError, CortexfitWarning, RunFolderError
 from .provenance import package_versions, run_stamp
+from .runfolder import (
+    MANIFEST_NAME,
+    RunLock,
+    file_record,
+    folder_contents,
+    os_error_message,
+    record_matches,
+    write_text,
+)
 
-__all__ = ["STAGES", "RunResult", "run", "run_demo", "Console", "scores_by_split",
-           "stage_status"]
+__all__ = [
+    "STAGES",
+    "Console",
+    "RunInterrupted",
+    "RunResult",
+    "run",
+    "run_demo",
+    "scores_by_split",
+    "stage_status",
+]
 
 STAGES = ("load", "targets", "fit", "evaluate", "diagnostics", "report")
 
@@ -85,6 +104,7 @@ class RunResult:
     stages: dict[str, str]
     config: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    problems: list = field(default_factory=list)  # cortexfit.health.Problem: not a result
 
 
 # ---------------------------------------------------------------------- manifest
@@ -93,20 +113,8 @@ def _fingerprint(*parts: Any) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a run folder is for sharing
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _read_manifest(out: Path) -> dict[str, Any]:
-    path = out / "stages.json"
+    path = out / MANIFEST_NAME
     if not path.is_file():
         return {}
     try:
@@ -122,19 +130,11 @@ def stage_status(out: str | Path) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------------- stages
-from . import stages  # noqa: E402  (the stages import helpers above lazily)
-from .stages import RunContext as _Run  # noqa: E402
-from .stages import _data_files, _dataset_info, _file_stamp, scores_by_split  # noqa: E402,F401
+from . import stages
+from .stages import RunContext as _Run
+from .stages import _data_files, _dataset_info, _file_stamp, scores_by_split  # noqa: F401
 
 # ---------------------------------------------------------------------- the run
-_OUTPUTS = {
-    "load": ["recording.nc"],
-    "targets": ["targets.nc"],
-    "fit": ["model.npz", "history.nc"],
-    "evaluate": ["scores.nc"],
-    "diagnostics": ["diagnostics.nc"],
-    "report": ["index.html"],
-}
 _SECTIONS = {
     "load": ("run", "data"),
     "targets": ("targets", "auxiliary"),
@@ -143,6 +143,26 @@ _SECTIONS = {
     "diagnostics": ("diagnostics", "evaluate"),
     "report": ("report",),
 }
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGINT) during a run: which stage was running and what to do next."""
+
+    def __init__(self, stage: str, out: Path, advice: str):
+        super().__init__(f"interrupted during the {stage} stage")
+        self.stage, self.out, self.advice = stage, out, advice
+
+
+def _outputs(stage: str, resolved: dict[str, Any]) -> list[str]:
+    """The files a stage writes (its record in ``stages.json`` holds their size and hash)."""
+    if stage == "load":
+        synthetic = resolved["data"]["format"] == "synthetic"
+        return ["recording.nc"] + (["synthetic.nwb"] if synthetic else [])
+    if stage == "diagnostics" and not resolved["diagnostics"]["enabled"]:
+        return []
+    return {"targets": ["targets.nc"], "fit": ["model.npz", "history.nc"],
+            "evaluate": ["scores.nc"], "diagnostics": ["diagnostics.nc"],
+            "report": ["index.html"]}[stage]
 
 
 def _coerce_config(config: RunConfig | dict | str | os.PathLike) -> RunConfig:
@@ -171,6 +191,104 @@ def _collect_warnings(console: Console):
                         f"{text}", 2)
 
 
+def _identity(resolved: dict[str, Any]) -> dict[str, Any]:
+    """What makes a run folder this run's: its name and its recording (settings may change:
+    a rerun with changed settings re-runs the stages they affect)."""
+    data = resolved["data"]
+    return {"name": resolved["run"]["name"], "format": data["format"], "path": data["path"]}
+
+
+def _check_out(out: Path, resolved: dict[str, Any], force: bool) -> tuple[str, dict]:
+    """Refuse a run folder that is a file, holds files that are not a run, or holds another
+    run (another name or recording), unless ``force``. Returns (kind, manifest)."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError("the run folder is a file", file=out, field="--out",
+                          found="an existing file", expected="a folder (new or a run folder)")
+    kind, manifest, names = folder_contents(out)
+    if kind == "other" and not force:
+        shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+        raise RunFolderError(
+            "the output folder holds files that are not a cortexfit run", file=out,
+            field="--out", found=shown, expected="a new or empty folder, or a run folder",
+            hint="Choose another --out folder, or pass --force to write the run's files into "
+                 "this one (files of the same names are replaced)")
+    if kind == "run":
+        theirs = manifest.get("run")
+        if not isinstance(theirs, dict):  # a folder of an earlier version: its config.toml
+            try:
+                old = tomllib.loads((out / "config.toml").read_text(encoding="utf-8"))
+                theirs = _identity(old)
+            except (OSError, ValueError, KeyError):
+                theirs = None
+        mine = _identity(resolved)
+        if theirs is not None and theirs != mine and not force:
+            done = [s for s, r in manifest.get("stages", {}).items()
+                    if isinstance(r, dict) and "fingerprint" in r]
+            raise RunFolderError(
+                "the output folder holds another run", file=out, field="--out",
+                found=f"run {theirs.get('name')!r} of {theirs.get('format')} "
+                      f"{theirs.get('path') or ''}".rstrip() + f" (stages done: "
+                      f"{', '.join(done) or 'none'})",
+                expected=f"run {mine['name']!r} of {mine['format']} "
+                         f"{mine['path'] or ''}".rstrip(),
+                hint="Choose another --out folder, or pass --force to replace that run")
+    return kind, (manifest or {}).get("stages", {}) if kind == "run" else {}
+
+
+def _plan(out: Path, manifest: dict, resolved: dict[str, Any], data_stamp: list,
+          force: bool) -> list[tuple[str, str, bool]]:
+    """``(stage, fingerprint, up_to_date)`` for every stage. A stage is up to date when its
+    fingerprint matches its record and every output still has the recorded size and hash;
+    once a stage runs, every stage after it runs too."""
+    upstream = _fingerprint(__version__, data_stamp)
+    plan, stale = [], force
+    for stage in STAGES:
+        sections = {name: resolved[name] for name in _SECTIONS[stage]}
+        fingerprint = _fingerprint(stage, upstream, sections)
+        upstream = fingerprint
+        record = manifest.get(stage, {})
+        outputs = record.get("outputs") if isinstance(record, dict) else None
+        ok = (not stale and record.get("fingerprint") == fingerprint
+              and isinstance(outputs, dict) and set(outputs) == set(_outputs(stage, resolved))
+              and all(record_matches(out / name, rec) for name, rec in outputs.items()))
+        stale = stale or not ok
+        plan.append((stage, fingerprint, ok))
+    return plan
+
+
+def _stage_error(stage: str, exc: OSError, out: Path) -> RunFolderError:
+    what, hint = os_error_message(exc)
+    return RunFolderError(
+        f"the {stage} stage failed: {what}", file=exc.filename or out, field=stage,
+        found=str(exc)[:200],
+        hint=(hint or "Fix the cause and rerun the same command") + "; the finished stages "
+             "are kept and the run folder is not damaged")
+
+
+def _interrupted(stage: str, out: Path, ctx) -> RunInterrupted:
+    if stage == "fit" and (out / "checkpoint.npz").exists():
+        advice = ("The fit continues from its last checkpoint when you rerun the same "
+                  "command with --resume (or start it again with --restart).")
+    else:
+        advice = (f"Rerun the same command: the stages that finished are kept and the "
+                  f"{stage} stage runs again.")
+    return RunInterrupted(stage, out, advice)
+
+
+def _warn_problems(out: Path, console: Console) -> list:
+    """The fit's problems (:mod:`cortexfit.health`), printed even with ``-q``."""
+    from .health import fit_problems
+
+    if not (out / "scores.nc").is_file():
+        return []
+    with xr.open_dataset(out / "scores.nc", engine="h5netcdf") as scores, \
+            xr.open_dataset(out / "targets.nc", engine="h5netcdf") as targets:
+        problems = fit_problems(scores.load(), targets.load())
+    for problem in problems:
+        console.say(f"WARNING: {problem.what}\n         {problem.advice}", 0)
+    return problems
+
+
 def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | None = None, *,
         resume: bool = False, restart: bool = False, verbosity: int = 1,
         force: bool = False) -> RunResult:
@@ -178,8 +296,9 @@ def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | N
 
     ``config`` is a TOML path, a dict of sections or a :class:`~cortexfit.config.RunConfig`;
     it is validated before any work starts. ``out`` defaults to ``reports/<run.name>``.
-    Stages whose inputs did not change since the last run into ``out`` are skipped
-    (``force=True`` runs them all). See the module docstring for ``resume``/``restart``.
+    Stages whose inputs did not change since the last run into ``out`` (and whose files are
+    intact) are skipped; ``force=True`` runs them all and lets a run replace the files of a
+    folder that holds something else. See the module docstring for ``resume``/``restart``.
     """
     config = _coerce_config(config)
     console = Console(verbosity)
@@ -187,52 +306,91 @@ def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | N
     out = Path(out) if out is not None else Path("reports") / resolved["run"]["name"]
     # everything that can be checked is checked before the run folder is touched
     data_stamp = _file_stamp(_data_files(config))
-    if out.exists() and not out.is_dir():
-        raise ConfigError("the run folder is a file", file=out, field="--out",
-                          found="an existing file", expected="a folder (new or a run folder)")
-    out.mkdir(parents=True, exist_ok=True)
+    kind, _ = _check_out(out, resolved, force)
     ctx = _Run(config, out, console, resume, restart, resolved)
-    _atomic_write(out / "config.toml", to_toml(resolved))
-    _atomic_write(out / "versions.json", json.dumps(
-        {**run_stamp(), "packages": package_versions()}, indent=2))
+    if kind == "missing":  # read the recording and make the targets before creating it
+        with _collect_warnings(console):
+            ctx.preflight()
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _stage_error("set-up", exc, out) from None
+    try:
+        lock = RunLock(out).acquire()
+    except OSError as exc:
+        if isinstance(exc, RunFolderError):
+            raise
+        raise _stage_error("set-up", exc, out) from None
+    try:
+        if lock.previous:
+            console.say(f"  note: took over the lock of a run that ended without releasing "
+                        f"it (process {lock.previous.get('pid', '?')}, started "
+                        f"{lock.previous.get('started', '?')})")
+        kind, manifest = _check_out(out, resolved, force)  # again, now that it is ours
+        ctx.manifest = manifest
+        plan = _plan(out, manifest, resolved, data_stamp, force)
+        if not (plan[0][2] and plan[1][2]):
+            with _collect_warnings(console):
+                ctx.preflight()
+        return _run_stages(ctx, plan, resolved, console)
+    finally:
+        lock.release()
+
+
+def _run_stages(ctx, plan, resolved: dict[str, Any], console: Console) -> RunResult:
+    out = ctx.out
+    try:
+        ctx.identity = _identity(resolved)
+        ctx.save_manifest()
+        write_text(out / "config.toml", to_toml(resolved))
+        write_text(out / "versions.json", json.dumps(
+            {**run_stamp(), "packages": package_versions()}, indent=2))
+    except OSError as exc:
+        raise _stage_error("set-up", exc, out) from None
     console.say(f"cortexfit run {resolved['run']['name']!r} -> {out}")
     console.say(to_toml(resolved), 2)
-
-    upstream = _fingerprint(__version__, data_stamp)
     status: dict[str, str] = {}
     seconds: dict[str, float] = {}
-    for number, stage in enumerate(STAGES, 1):
-        sections = {name: resolved[name] for name in _SECTIONS[stage]}
-        fingerprint = _fingerprint(stage, upstream, sections)
-        upstream = fingerprint
+    for number, (stage, fingerprint, up_to_date) in enumerate(plan, 1):
         record = ctx.manifest.get(stage, {})
-        outputs_exist = all((out / name).exists() for name in _OUTPUTS[stage])
-        disabled = stage == "diagnostics" and not resolved["diagnostics"]["enabled"]
-        if (not force and record.get("fingerprint") == fingerprint
-                and (outputs_exist or disabled)):
+        if up_to_date:
             status[stage] = "skipped"
             console.say(f"[{number}/{len(STAGES)}] {stage:<11} up to date: "
                         f"{record.get('summary', '')}")
             continue
-        if disabled:
+        if stage == "diagnostics" and not resolved["diagnostics"]["enabled"]:
             (out / "diagnostics.nc").unlink(missing_ok=True)
         start = time.perf_counter()
-        with _collect_warnings(console):
-            if stage == "fit":
-                summary = stages.stage_fit(ctx, fingerprint)
-            else:
-                summary = getattr(stages, f"stage_{stage}")(ctx)
+        try:
+            with _collect_warnings(console):
+                if stage == "fit":
+                    summary = stages.stage_fit(ctx, fingerprint)
+                else:
+                    ctx.manifest[stage] = {"started": fingerprint,
+                                           "started_at": run_stamp()["created"]}
+                    ctx.save_manifest()
+                    summary = getattr(stages, f"stage_{stage}")(ctx)
+        except KeyboardInterrupt:
+            raise _interrupted(stage, out, ctx) from None
+        except OSError as exc:
+            if isinstance(exc, RunFolderError):
+                raise
+            raise _stage_error(stage, exc, out) from None
         took = time.perf_counter() - start
         seconds[stage] = took
         status[stage] = "ran"
-        ctx.manifest[stage] = {"fingerprint": fingerprint, "outputs": _OUTPUTS[stage],
-                               "seconds": round(took, 2), "summary": summary,
-                               "finished": run_stamp()["created"]}
+        ctx.manifest[stage] = {
+            "fingerprint": fingerprint,
+            "outputs": {name: file_record(out / name) for name in _outputs(stage, resolved)},
+            "seconds": round(took, 2), "summary": summary,
+            "finished": run_stamp()["created"]}
         ctx.save_manifest()
         console.say(f"[{number}/{len(STAGES)}] {stage:<11} {summary} ({took:.1f} s)")
+    problems = _warn_problems(out, console)
     report = out / "index.html"
     print(f"Report: {report.resolve()}", flush=True)
-    return RunResult(out=out, report=report, stages=status, config=resolved, seconds=seconds)
+    return RunResult(out=out, report=report, stages=status, config=resolved, seconds=seconds,
+                     problems=problems)
 
 
 def run_demo(out: str | os.PathLike = "reports/demo", *, seed: int = 0,

@@ -8,8 +8,9 @@ its own once its predecessors' files exist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -17,6 +18,13 @@ import xarray as xr
 from . import __version__
 from .config import RunConfig, resolve
 from .exceptions import ConfigError
+from .runfolder import (
+    MANIFEST_NAME,
+    atomic_path,
+    record_matches,
+    write_netcdf,
+    write_text,
+)
 
 if TYPE_CHECKING:
     from .pipeline import Console
@@ -38,10 +46,11 @@ class RunContext:
         self.resume = resume
         self.restart = restart
         self.seed = config.run.seed
-        from .pipeline import _read_manifest
-
-        self.manifest = _read_manifest(out)
+        self.manifest: dict[str, Any] = {}  # stages.json's records (set by the pipeline)
+        self.identity: dict[str, Any] | None = None  # the run's name and recording
         self._block = None
+        self._synthetic: Path | None = None  # the generated recording, before it is moved in
+        self._tmp = None
         self._psth_targets = None
         self._targets = None
         self._fitted = None
@@ -69,18 +78,40 @@ class RunContext:
         return self._fitted
 
     def save_manifest(self) -> None:
-        from .pipeline import _atomic_write
+        write_text(self.out / MANIFEST_NAME, json.dumps(
+            {"cortexfit_version": __version__, "run": self.identity,
+             "stages": self.manifest}, indent=2))
 
-        _atomic_write(self.out / "stages.json", json.dumps(
-            {"cortexfit_version": __version__, "stages": self.manifest}, indent=2))
+    def preflight(self) -> None:
+        """Read the recording and make the targets in memory, so that a data or targets
+        error stops the run before it writes anything (idempotent)."""
+        if self.config.data.format != "alm_kim2023_psth":
+            self.block  # noqa: B018  (reads and checks the recording)
+        if self._targets is None:
+            self._targets = _model_targets(self)
+
+    def synthetic_source(self) -> Path:
+        """The embedded synthetic recording as NWB: the run folder's copy when it is
+        intact, else generated into a temporary folder (moved in by the load stage)."""
+        import tempfile
+
+        from .datasets.synthetic import write_synthetic_nwb
+
+        record = self.manifest.get("load", {}).get("outputs", {})
+        if isinstance(record, dict) and record_matches(self.out / "synthetic.nwb",
+                                                       record.get("synthetic.nwb")):
+            return self.out / "synthetic.nwb"
+        if self._synthetic is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="cortexfit-synthetic-")
+            self._synthetic = Path(self._tmp.name) / "synthetic.nwb"
+            write_synthetic_nwb(self._synthetic, seed=self.seed, overwrite=True)
+        return self._synthetic
 
 
 # ---------------------------------------------------------------------- data
 def _write_nc(ds: xr.Dataset, path: Path) -> None:
-    """NetCDF (HDF5) with every numeric variable compressed."""
-    encoding = {name: {"zlib": True, "complevel": 4} for name, var in ds.data_vars.items()
-                if var.dtype.kind in "fiub" and var.ndim}
-    ds.to_netcdf(path, engine="h5netcdf", encoding=encoding)
+    """NetCDF (HDF5) with every numeric variable compressed, written atomically."""
+    write_netcdf(ds, path)
 
 
 def _data_files(config: RunConfig) -> list[Path]:
@@ -116,16 +147,11 @@ def _load_block(ctx: RunContext):
     data = ctx.resolved["data"]
     fmt = data["format"]
     if fmt == "synthetic":
-        path = ctx.out / "synthetic.nwb"
-        if not path.is_file():
-            from .datasets.synthetic import write_synthetic_nwb
-
-            write_synthetic_nwb(path, seed=ctx.seed, overwrite=True)
-        return read_nwb(path)
+        return read_nwb(ctx.synthetic_source())
     if fmt == "nwb":
         return read_nwb(ctx.config.data_path(), event_times=data["event_times"])
     if fmt == "neo":
-        return read_neo(ctx.config.data_path())
+        return read_neo(ctx.config.data_path(), allow_pickle=data["allow_pickle"])
     if fmt == "pmd_yu2009":
         from .datasets import load_pmd_reach
 
@@ -159,9 +185,12 @@ def stage_load(ctx: RunContext) -> str:
     info = _dataset_info(ctx)
     attrs["dataset"] = json.dumps(info or {})
     if fmt == "synthetic":
-        from .datasets.synthetic import write_synthetic_nwb
+        import shutil
 
-        write_synthetic_nwb(ctx.out / "synthetic.nwb", seed=ctx.seed, overwrite=True)
+        source = ctx.synthetic_source()
+        if source != ctx.out / "synthetic.nwb":
+            with atomic_path(ctx.out / "synthetic.nwb") as tmp:
+                shutil.copyfile(source, tmp)
     if fmt == "alm_kim2023_psth":
         from .datasets import load_alm_psth
 
@@ -243,7 +272,8 @@ def _example_trials(block, data: dict, event_time, trial_window, unit_ids) -> xr
 
 
 # ---------------------------------------------------------------------- targets
-def stage_targets(ctx: RunContext) -> str:
+def _model_targets(ctx: RunContext) -> xr.Dataset:
+    """The targets of the run (recorded units, held-out split, auxiliary neurons)."""
     from .auxiliary import add_auxiliary
     from .targets import make_targets
 
@@ -253,7 +283,7 @@ def stage_targets(ctx: RunContext) -> str:
         if targets is None:
             from .datasets import load_alm_psth
 
-            targets = load_alm_psth(ctx.config.data_path())
+            targets = ctx._psth_targets = load_alm_psth(ctx.config.data_path())
     else:
         targets = make_targets(
             ctx.block, align=data["align"], window=tuple(data["window"]),
@@ -263,7 +293,6 @@ def stage_targets(ctx: RunContext) -> str:
             heldout_fraction=tcfg["heldout_fraction"], min_trials=tcfg["min_trials"],
             seed=ctx.seed,
         )
-    note = ""
     max_units = tcfg["max_units"]
     if max_units is not None and targets.sizes["unit"] > max_units:
         rng = np.random.default_rng([ctx.seed, 11])
@@ -272,39 +301,88 @@ def stage_targets(ctx: RunContext) -> str:
         targets = targets.isel(unit=keep)
         targets.attrs["unit_selection"] = (f"{max_units} of {n_all} units chosen at random "
                                            f"(seed {ctx.seed}, targets.max_units)")
-        note = f" (a random {max_units} of {n_all})"
+        targets.attrs["units_before_selection"] = n_all
     aux = ctx.resolved["auxiliary"]
-    model_targets = add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
-                                  amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed)
+    return add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
+                         amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed)
+
+
+def stage_targets(ctx: RunContext) -> str:
+    if ctx._targets is None:
+        ctx._targets = _model_targets(ctx)
+    model_targets = ctx._targets
     _write_nc(model_targets, ctx.out / "targets.nc")
-    ctx._targets = model_targets
+    n_rec = int((model_targets["role"] == "recorded").sum())
     n_aux = int((model_targets["role"] == "auxiliary").sum())
-    held = ("no held-out trials (rates only)" if "rate_heldout" not in targets
-            else f"{int(targets['n_trials'].sel(split='heldout').sum())} held-out trials")
-    return (f"{targets.sizes['unit']} units{note} x {targets.sizes['condition']} conditions "
-            f"x {targets.sizes['time']} bins, {n_aux} auxiliary neurons, {held}")
+    n_all = model_targets.attrs.get("units_before_selection")
+    note = f" (a random {n_rec} of {n_all})" if n_all else ""
+    held = ("no held-out trials (rates only)" if "rate_heldout" not in model_targets
+            else f"{int(model_targets['n_trials'].sel(split='heldout').sum())} held-out "
+                 "trials")
+    return (f"{model_targets.sizes['unit']} units{note} x "
+            f"{model_targets.sizes['condition']} conditions x {model_targets.sizes['time']} "
+            f"bins, {n_aux} auxiliary neurons, {held}")
 
 
 # ---------------------------------------------------------------------- fit
+#: the config sections a fit depends on (a checkpoint is valid for these settings only)
+_FIT_INPUTS = ("run", "data", "targets", "auxiliary", "network", "training")
+
+
+def _loops_done(ckpt: Path) -> int | None:
+    try:
+        with np.load(ckpt, allow_pickle=False) as data:
+            return int(data["loops_done"])
+    except (OSError, ValueError, KeyError, EOFError):
+        return None
+
+
+def _flat(settings: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(settings, dict):
+        return {prefix: settings}
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def _changed_settings(old: Any, new: dict[str, Any]) -> list[tuple[str, Any, Any]]:
+    """``(key, old, new)`` for every setting that differs (empty when ``old`` is unknown)."""
+    if not isinstance(old, dict):
+        return []
+    a, b = _flat(old), _flat(json.loads(json.dumps(new, default=str)))
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
 def stage_fit(ctx: RunContext, fingerprint: str) -> str:
     from .fit import RLSFit
 
     ckpt = ctx.out / "checkpoint.npz"
     record = ctx.manifest.get("fit", {})
+    mine = {name: ctx.resolved[name] for name in _FIT_INPUTS}
     resume = False
     if ckpt.exists():
-        if record.get("started") != fingerprint:
-            ctx.console.say("  a checkpoint of other settings was discarded", 2)
+        done = _loops_done(ckpt)
+        if ctx.restart or done is None:
+            ctx.console.say("  --restart: the interrupted fit's checkpoint was discarded"
+                            if ctx.restart else "  an unreadable checkpoint was discarded")
             ckpt.unlink()
-        elif ctx.restart:
-            ctx.console.say("  --restart: the interrupted fit's checkpoint was discarded")
-            ckpt.unlink()
+        elif record.get("started") != fingerprint:
+            changed = _changed_settings(record.get("settings"), mine)
+            raise ConfigError(
+                "this run folder holds an interrupted fit made with other settings",
+                file=ckpt, field=", ".join(k for k, _, _ in changed[:6]) or "--resume",
+                found=(f"a checkpoint after loop {done}; changed since: " + "; ".join(
+                    f"{k}: {a!r} -> {b!r}" for k, a, b in changed[:6])) if changed else
+                      f"a checkpoint after loop {done}, made before the recording file or "
+                      "the cortexfit version changed",
+                expected="the settings it was made with, to continue it with --resume",
+                hint="Undo the changes and rerun with --resume to continue the fit, or rerun "
+                     "with --restart to discard it and train with the new settings")
         elif ctx.resume:
-            done = int(np.load(ckpt)["loops_done"])
             ctx.console.say(f"  resuming the interrupted fit from its checkpoint (loop {done})")
             resume = True
         else:
-            done = int(np.load(ckpt)["loops_done"])
             raise ConfigError(
                 "this run folder holds an interrupted fit", file=ckpt, field="--resume",
                 found=f"a checkpoint after loop {done} of "
@@ -312,13 +390,14 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
                 expected="--resume to continue it or --restart to discard it",
                 hint="Rerun the same command with --resume",
             )
-    ctx.manifest["fit"] = {"started": fingerprint}
+    ctx.manifest["fit"] = {"started": fingerprint, "settings": mine}
     ctx.save_manifest()
     settings = ctx.config.fit_settings()
     fitted = RLSFit(**settings, checkpoint=str(ckpt),
                     checkpoint_every=ctx.config.training.checkpoint_every,
                     progress=ctx.console.bars).fit(ctx.targets, resume=resume)
-    fitted.save(ctx.out / "model.npz")
+    with atomic_path(ctx.out / "model.npz") as tmp:
+        fitted.save(tmp)
     _write_nc(fitted.history_, ctx.out / "history.nc")
     ckpt.unlink(missing_ok=True)
     ctx._fitted = fitted
@@ -384,8 +463,9 @@ def stage_evaluate(ctx: RunContext) -> str:
 
 # ---------------------------------------------------------------------- diagnostics
 def stage_diagnostics(ctx: RunContext) -> str:
-    from . import diagnostics
     from tqdm.auto import tqdm
+
+    from . import diagnostics
 
     d = ctx.resolved["diagnostics"]
     if not d["enabled"]:
@@ -420,7 +500,8 @@ def stage_diagnostics(ctx: RunContext) -> str:
             bar.set_postfix_str(name)
             found[name] = job()
             bar.update()
-    diagnostics.save_diagnostics(ctx.out / "diagnostics.nc", **found)
+    with atomic_path(ctx.out / "diagnostics.nc") as tmp:
+        diagnostics.save_diagnostics(tmp, **found)
     lesion = found["lesion"]["mean_pearson"].mean("repeat")
     split = "heldout" if "heldout" in lesion["split"].values else "train"
     worst = float(lesion.sel(split=split).isel(fraction=-1))

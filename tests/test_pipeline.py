@@ -12,6 +12,7 @@ from cortexfit.cli import main
 from cortexfit.config import load_config, parse_config, resolve, to_toml
 from cortexfit.exceptions import ConfigError
 from cortexfit.pipeline import STAGES, run, stage_status
+from cortexfit.runfolder import LOCK_NAME
 
 #: a quick synthetic run: few loops, few model trials, no diagnostics
 QUICK = {
@@ -135,7 +136,7 @@ def test_a_run_writes_the_contracted_run_folder(quick_run):
 def test_a_rerun_skips_every_stage_and_changes_no_file(quick_run):
     out, _ = quick_run
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()
-              if p.name not in ("config.toml", "versions.json", "stages.json")}
+              if p.name not in ("config.toml", "versions.json", "stages.json", LOCK_NAME)}
     result = run(QUICK, out, verbosity=0)
     assert result.stages == {stage: "skipped" for stage in STAGES}
     after = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.name in before}
@@ -228,11 +229,20 @@ def test_restart_discards_the_checkpoint(tmp_path):
         assert history.sizes["loop"] == 3
 
 
-def test_a_checkpoint_of_other_settings_is_discarded(tmp_path):
+def test_a_checkpoint_of_other_settings_stops_and_names_the_changes(tmp_path):
     out = tmp_path / "run"
     _interrupted_run(out, after=1)
-    result = run(_with(QUICK, training={"lam": 2.0}), out, verbosity=0)  # no --resume needed
-    assert result.stages["fit"] == "ran"
+    changed = _with(QUICK, training={"lam": 2.0}, auxiliary={"aux_ratio": 1.0})
+    for resume in (False, True):  # never discarded silently, with or without --resume
+        with pytest.raises(ConfigError, match="interrupted fit made with other settings") \
+                as info:
+            run(changed, out, resume=resume, verbosity=0)
+        text = str(info.value)
+        assert "training.lam: 1.0 -> 2.0" in text and "auxiliary.aux_ratio: 2.0 -> 1.0" in text
+        assert "--restart" in text and "loop 1" in text
+        assert (out / "checkpoint.npz").is_file()
+    result = run(changed, out, restart=True, verbosity=0)
+    assert result.stages["fit"] == "ran" and not (out / "checkpoint.npz").exists()
 
 
 # ---------------------------------------------------------------------- the command
@@ -247,7 +257,11 @@ def test_cortexfit_run_from_a_toml_file(tmp_path, capsys):
         assert f"[{number}/6] {stage}" in captured.err
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
     captured = capsys.readouterr()
-    assert captured.err == "" and "Report:" in captured.out
+    # -q: nothing but the report's path and the fit's warnings (a 3-loop fit has silent
+    # model neurons, which even -q must show)
+    assert "Report:" in captured.out and "[1/6]" not in captured.err
+    assert all(line.startswith(("WARNING: ", "         ")) for line in
+               captured.err.splitlines())
     assert main(["run", str(config), "--out", str(out), "-v"]) == 0
     captured = capsys.readouterr()
     assert "[training]" in captured.err and "up to date" in captured.err
