@@ -9,8 +9,10 @@
 ``-q/--quiet`` prints only errors and the report's path; ``-v/--verbose`` adds the resolved
 config and every warning.
 
-User mistakes print the error message and exit with status 2, without a traceback;
-``--debug`` shows the traceback.
+User mistakes (bad input, config, files, folders: permissions, a full disk) print one
+paragraph and exit with status 2, without a traceback; an internal error (a bug) exits with
+status 1; ``--debug`` shows the traceback of either. A closed pipe (``| head``) ends the
+command quietly.
 """
 from __future__ import annotations
 
@@ -38,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
         help="NWB only: are trials-table event columns absolute or relative to start_time",
     )
     info.add_argument("--json", action="store_true", help="print the summary as JSON")
+    info.add_argument("--allow-pickle", action="store_true",
+                      help="read a Python pickle (.pkl) file: only for files you trust, "
+                           "since reading a pickle can run any code it contains")
     info.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
     def run_options(p: argparse.ArgumentParser) -> None:
@@ -98,7 +103,7 @@ def _info(args: argparse.Namespace) -> int:
     kwargs = {"event_times": args.event_times} if args.path.suffix.lower() == ".nwb" else {}
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CortexfitWarning)
-        block = load(args.path, **kwargs)
+        block = load(args.path, allow_pickle=args.allow_pickle, **kwargs)
     summary = describe(block)
     summary.notes.extend(str(w.message) for w in caught if issubclass(w.category, CortexfitWarning))
     if args.json:
@@ -128,29 +133,78 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .report.build import build_report
+    from .runfolder import RunLock
 
-    path = build_report(args.run_dir)
+    if not args.run_dir.is_dir():
+        raise ConfigError("not a run folder", file=args.run_dir, field="RUN_DIR",
+                          found="a file" if args.run_dir.exists() else "no such folder",
+                          expected="a run folder written by `cortexfit run`")
+    with RunLock(args.run_dir):  # not while a run writes into it
+        path = build_report(args.run_dir)
     print(f"Report: {path.resolve()}")
     return 0
 
 
+def _say_error(command: str, text: str, hint: str | None = None) -> None:
+    print(f"cortexfit {command}: error: {text}", file=sys.stderr)
+    print(hint or "(run with --debug for a traceback)", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run the command; return its exit status: 0 done, 2 a problem the user can act on
+    (bad input, config, file or folder; the message says what to do), 1 an internal error
+    (a bug: ``--debug`` shows the traceback), 130 interrupted."""
     args = _parser().parse_args(argv)
     handlers = {"info": _info, "demo": _demo, "run": _run, "report": _report}
     try:
         return handlers[args.command](args)
+    except BrokenPipeError:
+        # the reader of our output went away (`cortexfit info FILE | head`): stop quietly
+        _silence_stdout()
+        return 0
     except CortexfitError as exc:
         if args.debug:
             raise
-        print(f"cortexfit {args.command}: error: {exc}", file=sys.stderr)
-        print("(run with --debug for a traceback)", file=sys.stderr)
+        _say_error(args.command, str(exc))
         return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        if args.command in ("run", "demo"):
-            print("An interrupted fit continues from its last checkpoint when you rerun the "
-                  "same command with --resume.", file=sys.stderr)
+    except OSError as exc:  # a file or folder problem outside the pipeline's own checks
+        if args.debug:
+            raise
+        from .runfolder import os_error_message
+
+        what, hint = os_error_message(exc)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _say_error(args.command, f"{what}{where}: {exc}.",
+                   (hint + "." if hint else "") + " (run with --debug for a traceback)")
+        return 2
+    except KeyboardInterrupt as exc:
+        advice = getattr(exc, "advice", None)
+        stage = getattr(exc, "stage", None)
+        print(f"cortexfit {args.command}: interrupted" + (f" during the {stage} stage"
+                                                          if stage else ""), file=sys.stderr)
+        if advice:
+            print(advice, file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001  (a bug: say so, in one paragraph)
+        if args.debug:
+            raise
+        _say_error(args.command,
+                   f"internal error ({type(exc).__name__}: {str(exc)[:300]}). This is a bug "
+                   "in cortexfit, not a problem with your input.",
+                   "Rerun with --debug for the traceback and report it; a run folder is "
+                   "not damaged by it (rerun the same command to continue).")
+        return 1
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that Python's final flush does not fail again."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

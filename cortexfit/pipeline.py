@@ -340,6 +340,8 @@ def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | N
 def _run_stages(ctx, plan, resolved: dict[str, Any], console: Console) -> RunResult:
     out = ctx.out
     try:
+        for tmp in [*out.glob("*.tmp"), *out.glob(".*.tmp")]:  # left by a killed write
+            tmp.unlink(missing_ok=True)
         ctx.identity = _identity(resolved)
         ctx.save_manifest()
         write_text(out / "config.toml", to_toml(resolved))
