@@ -18,6 +18,7 @@ __all__ = [
     "CEILING_FRACTION_FLOOR",
     "PEARSON_FLOOR",
     "SILENT_MODEL_HZ",
+    "SMALL_NETWORK",
     "Problem",
     "fit_problems",
 ]
@@ -26,6 +27,8 @@ __all__ = [
 SILENT_MODEL_HZ = 0.1
 #: ... when its unit fires at this rate (Hz) or more in the data (below it, silence is close)
 ACTIVE_DATA_HZ = 0.5
+#: a network with fewer neurons than this is named in the advice (too small to generate much)
+SMALL_NETWORK = 100
 #: a mean test-trial Pearson r below this is no fit
 PEARSON_FLOOR = 0.3
 #: a mean test r below this fraction of the mean noise ceiling is a poor fit
@@ -70,6 +73,12 @@ def fit_problems(scores: xr.Dataset, targets: xr.Dataset | None = None) -> list[
       report's definition). Without held-out trials the training r is checked.
     """
     problems: list[Problem] = []
+    n_neurons = int(targets.sizes["neuron"]) if targets is not None and "neuron" in \
+        targets.dims else None
+    size_note = ""
+    if n_neurons is not None and n_neurons < SMALL_NETWORK:
+        size_note = (f" The network has only {n_neurons} neurons: raise [auxiliary] aux_ratio "
+                     f"so that it has at least a few hundred (the paper's ALM fit had 681).")
     if "model_rate" in scores:
         model = scores["model_rate"].mean("time")
         data = _data_rate(scores, targets)
@@ -88,22 +97,23 @@ def fit_problems(scores: xr.Dataset, targets: xr.Dataset | None = None) -> list[
                     f"neuron (below {SILENT_MODEL_HZ} Hz; units {shown}).",
                     "Try more training loops, a larger network ([auxiliary] aux_ratio), "
                     "a stronger bias or a smaller [training] lam; units below a few Hz are "
-                    "a known limit of the rate rule (README, 'What works today')."))
+                    "a known limit of the rate rule (README, 'What works today')." + size_note))
         if float(model.mean()) < SILENT_MODEL_HZ:
             problems.append(Problem(
                 "all_silent",
                 f"The model's recorded neurons are silent (mean rate "
                 f"{float(model.mean()):.2f} Hz): the fit did not produce activity.",
                 "Check the learning curve (history.nc): a rate near 0 from the first loop "
-                "means the initial network is silent; try the 'recordings' preset, a larger "
-                "bias or a stronger stimulus."))
+                "means the initial network is silent; try a larger bias or a stronger "
+                "stimulus." + size_note))
     split = "heldout" if "pearson_heldout" in scores else "train"
     r = scores.get(f"pearson_{split}")
     if r is not None:
         mean_r = float(np.nanmean(r.values)) if np.isfinite(r.values).any() else float("nan")
         name = "test (held-out)" if split == "heldout" else "training"
         advice = ("Try more loops, a larger network ([auxiliary] aux_ratio), or another "
-                  "tau_s / lam; see the learning curve for whether training had plateaued.")
+                  "tau_s / lam; see the learning curve for whether training had "
+                  "plateaued." + size_note)
         if not np.isfinite(mean_r) or mean_r < PEARSON_FLOOR:
             problems.append(Problem(
                 "low_score",

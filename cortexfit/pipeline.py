@@ -19,13 +19,22 @@ fingerprint, outputs, time and one-line summary).
 
 **Skipping.** Each stage's fingerprint hashes its own settings, the fingerprints of the
 stages before it and, for ``load``, the recording file's size and modification time. A
-stage whose fingerprint matches ``stages.json`` and whose outputs exist is skipped; a
-changed setting re-runs its stage and everything after it.
+stage is skipped when its fingerprint matches ``stages.json`` and every output still has
+the size and SHA-256 recorded there (a torn, truncated or replaced file runs its stage
+again); once a stage runs, every stage after it runs too.
+
+**Safety.** Every file is written atomically (:mod:`cortexfit.runfolder`); a run holds an
+exclusive lock on its folder (a second run into it stops, naming the process that holds
+it; a lock left by a killed run is taken over); ``out`` that holds files that are not a run,
+or another run (another name or recording), is refused unless ``force=True``; the recording
+is read and the targets made before a new folder is created, so a data error leaves
+nothing behind.
 
 **Resuming.** The fit checkpoints into the run folder every ``checkpoint_every`` loops. An
 interrupted fit of the same settings continues with ``resume=True`` (``--resume``) or is
 discarded with ``restart=True`` (``--restart``); without either the run stops and says so,
-so that no work is thrown away by accident. A checkpoint of other settings is discarded.
+so that no work is thrown away by accident. A checkpoint of other settings is never
+discarded silently: the run stops and lists the settings that changed.
 
 Library use::
 

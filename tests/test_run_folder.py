@@ -405,3 +405,24 @@ def test_an_internal_error_exits_1_with_a_paragraph(tmp_path, capsys, monkeypatc
     assert "Traceback" not in err
     with pytest.raises(ZeroDivisionError):
         main(["--debug", "info", str(tmp_path)])
+
+
+# ---------------------------------------------------------------------- a silent fit
+def test_the_readme_minimal_config_on_the_alm_file_warns_that_the_model_is_silent(
+        shared_data, tmp_path, capsys):
+    """Issue 12, finding 9: this config ran with exit 0, a model at 0.0 Hz and r = 0.00, and
+    no warning anywhere. Now the console (even with -q) and the report say so."""
+    config = tmp_path / "session.toml"
+    config.write_text(
+        '[data]\nformat = "nwb"\n'
+        f'path = "{shared_data}/alm_economo2018_nwb/sub-anm372793_ses-20170508.nwb"\n'
+        'condition = "type"\nwhere = { response = "correct" }\n'
+        'align = "cue_start_time"\nwindow = [-2.0, 1.0]\n\n'
+        '[targets]\nbin_size = 0.02\nheldout_fraction = 0.2\n')
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: The model's recorded neurons are silent" in err
+    assert "below the floor" in err and "only 3 neurons" in err
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "silent" in html and "only 3 neurons" in html
