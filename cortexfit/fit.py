@@ -36,6 +36,7 @@ Decisions where the paper is silent (METHOD.md):
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
@@ -52,11 +53,76 @@ from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from .neurons.base import get_model
 from .rls import P_LAYOUT, RLSState
-from .simulate import DEFAULT_DT, Simulator, SimState, initial_state
+from .simulate import DEFAULT_DT, SimState, Simulator, initial_state
 
 __all__ = ["RLSFit", "to_model_rate"]
 
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2
+"""Version of the file :meth:`RLSFit.save` writes. 2: also the network's settings
+(``info``), its parameter record as given (None when the model's defaults), the network given
+to the constructor, array-valued settings, the targets' cell types, the final simulation
+state and the learning curve's attributes."""
+_READABLE_VERSIONS = (1, 2)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _to_json(value: Any) -> str:
+    return json.dumps(value, default=_json_default)
+
+
+def _network_arrays(net: Network, prefix: str) -> dict[str, Any]:
+    """A network as plain NPZ entries (``prefix`` "" gives version 1's key names)."""
+    params = net.model_params
+    if params is not None and not dataclasses.is_dataclass(params):
+        raise ConfigError("the neuron model's parameters cannot be saved", field="model_params",
+                          found=type(params).__name__, expected="a dataclass parameter record")
+    return {
+        f"{prefix}neuron_model": net.neuron_model.name,
+        f"{prefix}model_params": _to_json(None if params is None else
+                                          {f.name: getattr(params, f.name)
+                                           for f in dataclasses.fields(params)}),
+        f"{prefix}tau_s": net.tau_s,
+        f"{prefix}excitatory": net.excitatory if net.excitatory is not None
+        else np.zeros(0, bool),
+        f"{prefix}static_indptr": net.static.indptr, f"{prefix}static_indices": net.static.indices,
+        f"{prefix}static_data": net.static.data,
+        f"{prefix}plastic_indptr": net.plastic.indptr,
+        f"{prefix}plastic_indices": net.plastic.indices,
+        f"{prefix}plastic_data": net.plastic.data, f"{prefix}plastic_sign": net.plastic_sign,
+        f"{prefix}network_info": _to_json(net.info),
+    }
+
+
+def _csr_from(data: Any, prefix: str, n: int) -> sp.csr_array:
+    return sp.csr_array((data[f"{prefix}_data"], data[f"{prefix}_indices"],
+                         data[f"{prefix}_indptr"]), shape=(n, n))
+
+
+def _network_from(data: Any, prefix: str, n: int, version: int) -> Network:
+    model = get_model(str(data[f"{prefix}neuron_model"]))
+    params_json = json.loads(str(data[f"{prefix}model_params"]))
+    # version 1 saved the parameter record in use (the defaults when none was given)
+    params = None if params_json is None or (version == 1 and not params_json) else \
+        type(model.params)(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in params_json.items()})
+    exc = data[f"{prefix}excitatory"]
+    info = json.loads(str(data[f"{prefix}network_info"])) if version >= 2 else {}
+    return Network(neuron_model=model, static=_csr_from(data, f"{prefix}static", n),
+                   plastic=_csr_from(data, f"{prefix}plastic", n),
+                   plastic_sign=data[f"{prefix}plastic_sign"],
+                   tau_s=float(data[f"{prefix}tau_s"]),
+                   excitatory=exc if exc.size else None, model_params=params, info=info)
 
 
 def to_model_rate(rate_hz: np.ndarray, time_unit: float) -> np.ndarray:
@@ -441,26 +507,42 @@ class RLSFit:
 
     # ------------------------------------------------------------------ save / load
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted network to one NPZ file (readable with numpy alone: sparse
-        weights as CSR arrays, labels as strings, settings and history as JSON / arrays)."""
+        """Write the fitted model to one NPZ file, readable with numpy alone
+        (``np.load(path, allow_pickle=False)``: sparse weights as CSR arrays, labels as
+        strings, settings, parameter records and attributes as JSON strings).
+
+        Everything :meth:`load` needs to give back an estimator that runs, scores and
+        diagnoses exactly as this one (format version 2): the settings (array-valued ones,
+        such as a per-neuron ``bias``, as arrays of their own), the trained network (neuron
+        model, its parameter record, ``tau_s``, the E/I split, static and plastic weights
+        and signs, and ``info``, the settings it was built with, which the spectrum's
+        theoretical radius reads), the network given to the constructor if any, the frozen
+        synapses, the initial weights, the targets (with their cell types), the stimuli,
+        the update grid, the final simulation state and the learning curve with its
+        attributes.
+        """
         if not hasattr(self, "network_"):
             raise ConfigError("nothing to save: the model is not fitted", field="network_",
                               found="no fitted network", expected="call fit() first")
         net, tg = self.network_, self.targets_
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        settings, setting_arrays = {}, {}
+        for name, value in self.settings().items():
+            if isinstance(value, np.ndarray):
+                settings[name] = None
+                setting_arrays[f"setting_{name}"] = value
+            else:
+                settings[name] = value
+        state = self.final_state_
+        history_attrs = {"attrs": dict(self.history_.attrs),
+                         "vars": {k: dict(v.attrs) for k, v in self.history_.data_vars.items()},
+                         "coords": {k: dict(v.attrs) for k, v in self.history_.coords.items()}}
         arrays = {
             "format_version": _FORMAT_VERSION,
-            "settings": json.dumps(self.settings(), default=str),
-            "neuron_model": net.neuron_model.name,
-            "model_params": json.dumps(asdict(net.params) if hasattr(net.params, "__dataclass_fields__")
-                                       else {}, default=str),
-            "tau_s": net.tau_s,
-            "excitatory": net.excitatory if net.excitatory is not None else np.zeros(0, bool),
-            "static_indptr": net.static.indptr, "static_indices": net.static.indices,
-            "static_data": net.static.data,
-            "plastic_indptr": net.plastic.indptr, "plastic_indices": net.plastic.indices,
-            "plastic_data": net.plastic.data, "plastic_sign": net.plastic_sign,
+            "settings": _to_json(settings),
+            **setting_arrays,
+            **_network_arrays(net, ""),
             "frozen": self.frozen_,
             "initial_weights_indptr": self.initial_weights_.indptr,
             "initial_weights_indices": self.initial_weights_.indices,
@@ -469,8 +551,16 @@ class RLSFit:
             "neuron_ids": np.array(tg.neuron_ids, dtype=str),
             "roles": np.array(tg.roles, dtype=str),
             "recorded_unit": np.array(tg.recorded_unit, dtype=str),
+            "has_cell_type": tg.cell_type is not None,
+            "cell_type": np.array(tg.cell_type if tg.cell_type is not None else [], dtype=str),
             "target_time": tg.time, "target_values": tg.values,
             "stimuli": self.stimuli_, "update_times": self.update_times_,
+            "final_state_neuron": state.neuron, "final_state_r": state.r,
+            "final_state_u": state.u, "final_state_noise": state.noise,
+            "final_state_step": np.int64(state.step),
+            "has_given_network": self.network is not None,
+            **(_network_arrays(self.network, "given_") if self.network is not None else {}),
+            "attrs_history": _to_json(history_attrs),
             **{f"history_{name}": self.history_[name].values for name in self.history_.data_vars},
         }
         tmp = path.with_name(path.name + ".tmp")
@@ -481,46 +571,76 @@ class RLSFit:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RLSFit":
-        """Read a model written by :meth:`save`."""
+        """Read a model written by :meth:`save`.
+
+        Version 2 files (this version) restore every fitted attribute, the settings and
+        the network's own settings (``network_.info``), so diagnostics on the reloaded
+        model equal those on the original. Version 1 files (before the network's settings,
+        the model's parameter record as given, the targets' cell types, the final state
+        and the learning curve's attributes were saved) load with what they hold:
+        ``network_.info`` is empty (the spectrum then estimates its theoretical radius
+        from the initial weights) and ``final_state_`` is absent."""
         path = Path(path)
         try:
             data = np.load(path, allow_pickle=False)
             version = int(data["format_version"])
-        except (OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise CortexfitError("not a saved cortexfit model", file=path, field="format_version",
                                  found=str(exc)[:200], expected="an NPZ written by RLSFit.save") \
                 from None
-        if version != _FORMAT_VERSION:
-            raise ConfigError("unsupported model file version", file=path, field="format_version",
-                              found=version, expected=_FORMAT_VERSION)
+        if version not in _READABLE_VERSIONS:
+            raise ConfigError(
+                f"unsupported model file version {version}", file=path, field="format_version",
+                found=version, expected=" or ".join(str(v) for v in _READABLE_VERSIONS),
+                hint="The file was written by another cortexfit version; load it with that "
+                "version, or fit the model again")
+        try:
+            return cls._from_npz(data, version)
+        except KeyError as exc:
+            raise CortexfitError("the model file is incomplete", file=path,
+                                 field=str(exc.args[0]) if exc.args else "?",
+                                 found="missing", expected=f"a complete version {version} "
+                                 "file written by RLSFit.save") from None
+
+    @classmethod
+    def _from_npz(cls, data: Any, version: int) -> "RLSFit":
         settings = json.loads(str(data["settings"]))
-        est = cls(**{k: v for k, v in settings.items() if k in cls.__dataclass_fields__})
-        model = get_model(str(data["neuron_model"]))
+        for key in data.files:
+            if key.startswith("setting_"):
+                settings[key[len("setting_"):]] = data[key]
+        est = cls(**{k: v for k, v in settings.items() if k in cls.__dataclass_fields__
+                     and k != "network"})
         n = data["neuron_ids"].size
-        params_json = json.loads(str(data["model_params"]))
-        params = type(model.params)(**{k: tuple(v) if isinstance(v, list) else v
-                                       for k, v in params_json.items()}) if params_json else None
-
-        def csr(prefix: str) -> sp.csr_array:
-            return sp.csr_array((data[f"{prefix}_data"], data[f"{prefix}_indices"],
-                                 data[f"{prefix}_indptr"]), shape=(n, n))
-
-        exc = data["excitatory"]
-        est.network_ = Network(neuron_model=model, static=csr("static"), plastic=csr("plastic"),
-                               plastic_sign=data["plastic_sign"], tau_s=float(data["tau_s"]),
-                               excitatory=exc if exc.size else None, model_params=params)
+        est.network_ = _network_from(data, "", n, version)
+        if version >= 2 and bool(data["has_given_network"]):
+            est.network = _network_from(data, "given_", n, version)
         est.frozen_ = data["frozen"]
-        est.initial_weights_ = csr("initial_weights")
+        est.initial_weights_ = _csr_from(data, "initial_weights", n)
+        cell_type = None
+        if version >= 2 and bool(data["has_cell_type"]):
+            cell_type = [str(c) for c in data["cell_type"]]
         est.targets_ = _Targets(
             form=str(data["form"]), conditions=[str(c) for c in data["conditions"]],
             neuron_ids=[str(c) for c in data["neuron_ids"]], roles=[str(c) for c in data["roles"]],
-            recorded_unit=[str(c) for c in data["recorded_unit"]], cell_type=None,
+            recorded_unit=[str(c) for c in data["recorded_unit"]], cell_type=cell_type,
             time=data["target_time"], values=data["target_values"])
         est.stimuli_ = data["stimuli"]
         est.update_times_ = data["update_times"]
+        if version >= 2:
+            est.final_state_ = SimState(
+                neuron=data["final_state_neuron"], r=data["final_state_r"],
+                u=data["final_state_u"], noise=data["final_state_noise"],
+                step=int(data["final_state_step"]))
         names = [k[len("history_"):] for k in data.files if k.startswith("history_")]
-        est.history_ = xr.Dataset({name: ("loop", data[f"history_{name}"]) for name in names},
-                                  coords={"loop": np.arange(1, data["history_pearson"].size + 1)})
+        attrs = (json.loads(str(data["attrs_history"])) if version >= 2
+                 else {"attrs": {}, "vars": {}, "coords": {}})
+        n_loops = data["history_pearson"].size
+        est.history_ = xr.Dataset(
+            {name: ("loop", data[f"history_{name}"], attrs["vars"].get(name, {}))
+             for name in names},
+            coords={"loop": ("loop", np.arange(1, n_loops + 1),
+                             attrs["coords"].get("loop", {}))},
+            attrs=attrs["attrs"])
         return est
 
     # ------------------------------------------------------------------ helpers
