@@ -21,7 +21,7 @@ disc of radius ``sqrt(sum_j s_j^2)``; a nonzero mean adds outliers (a rank-one m
 ``normalize=True`` divides the eigenvalues (and radii) by that theoretical bulk radius of
 the **initial** network, computed from the network's settings (``network_.info``) when they
 are known, else estimated from the initial matrix itself as ``sqrt(sum_j var_i(W0_ij))``
-(a model read back with :meth:`RLSFit.load` keeps no settings of its network).
+(a model file of format version 1, written before the settings were saved, has none).
 
 Eigenvalues come from a dense ``numpy.linalg.eigvals`` (exact, O(N^3)); networks larger than
 ``max_neurons`` (5000 by default, ~1-2 min and 400 MB here) raise a :class:`ConfigError`.
