@@ -444,13 +444,15 @@ def scores_by_split(scores: xr.Dataset) -> xr.Dataset:
 
 
 def stage_evaluate(ctx: RunContext) -> str:
-    from .evaluate import score
+    from .evaluate import example_model_spikes, score
 
     ecfg = ctx.resolved["evaluate"]
     has_trials = "rate_heldout" in ctx.targets
     scores = score(ctx.fitted, ctx.targets, n_trials=ecfg["n_trials"], seed=ecfg["seed"],
                    n_splits=ecfg["n_splits"] if has_trials else 0)
     flat = scores_by_split(scores)
+    # the report's model rasters: the first scored test trial of each condition (cheap)
+    flat = flat.merge(example_model_spikes(ctx.fitted, ctx.targets, seed=ecfg["seed"]))
     _write_nc(flat, ctx.out / "scores.nc")
     text = f"pearson train {float(flat['pearson_train'].mean()):.2f}"
     if "pearson_heldout" in flat:
