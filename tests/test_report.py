@@ -1,5 +1,8 @@
 """The run report (index.html): one self-contained, escaped, JavaScript-free HTML file whose
-figures are embedded PNGs, checked by parsing it and by rendering it in headless Chromium.
+figures are embedded PNGs, checked by parsing it and by rendering it in headless Chromium;
+the red box of a fit that is not a result, the diagnostics' state, literal labels, the
+per-unit table, the model's rasters and heat maps, the download links, the explanations
+under the Lyapunov and spectrum figures and the legends' placement.
 
 Two run folders are built once per session: a small demo (synthetic recording, held-out
 trials, every diagnostic but the Lyapunov exponents) and the rates-only ALM PSTH dataset
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import csv
 import html as html_lib
 import io
 import json
@@ -18,6 +22,7 @@ import os
 import re
 import shutil
 import subprocess
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -26,9 +31,14 @@ import markupsafe
 import matplotlib.image
 import numpy as np
 import pytest
+import xarray as xr
 
+from cortexfit.health import fit_problems
 from cortexfit.pipeline import run
 from cortexfit.report import Section, write_report
+from cortexfit.report import build as report_build
+from cortexfit.report import figures as report_figures
+from cortexfit.report.html import Alert, Download, Figure, Table
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -38,22 +48,27 @@ SECTIONS = {  # id -> heading
     "targets": "Targets",
     "training": "Training",
     "fit": "Fit",
+    "units": "Per unit",
     "diagnostics": "Taking the network apart",
     "run": "Run",
 }
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
          "track", "wbr"}
-_SMALL_DIAGNOSTICS = {"n_repeats": 1, "n_trials": 1, "lyapunov": False,
+_SMALL_DIAGNOSTICS = {"n_repeats": 1, "n_trials": 1, "lyapunov_seeds": 2,
                       "lesion_fractions": [0.1, 0.4], "shuffle_fractions": [0.5, 1.0]}
+_NC = {"engine": "h5netcdf"}
+#: a condition label and a unit suffix that matplotlib's math parser rejects, with markup
+WEIRD_CONDITION = "$x_$ <i>cond</i> a_b^c"
+WEIRD_UNIT = " $y^$ a_b^c"
 
 
 # ------------------------------------------------------------------ run folders
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """The demo with few loops and repeats; the title and the run name carry markup."""
+    """The demo with few loops and repeats; the title carries markup."""
     out = tmp_path_factory.mktemp("report") / "demo"
-    run({"run": {"name": f"demo {XSS}"},
+    run({"run": {"name": "demo"},
          "training": {"loops": 2},
          "evaluate": {"n_trials": 4, "n_splits": 20},
          "diagnostics": _SMALL_DIAGNOSTICS,
@@ -148,14 +163,19 @@ def _check_structure(text: str, page: _Page) -> None:
     assert [t for t in tag_names if t == "h1"] == ["h1"]
     assert len(page.ids) == len(set(page.ids)), "duplicate ids"
     h2 = [" ".join(h.split()) for h in page.text.get("h2", [])]
+    h2 = [h for h in h2 if h != report_build.ALERTS_TITLE]  # the red box's heading
     assert h2 == list(SECTIONS.values()), h2
     sections = [a.get("id") for t, a in page.tags if t == "section"]
     assert sections == list(SECTIONS), sections
-    # every in-page link points at an element that exists
+    # every link points at an element that exists, or is a download embedded in the page
     for tag, attrs in page.tags:
         if tag == "a":
             href = attrs.get("href") or ""
-            assert href.startswith("#") and href[1:] in page.ids, href
+            if "download" in attrs:
+                assert href.startswith(("data:image/svg+xml;base64,", "data:text/csv;base64,")), \
+                    href[:60]
+            else:
+                assert href.startswith("#") and href[1:] in page.ids, href
 
 
 def _check_self_contained(text: str, page: _Page) -> None:
@@ -220,9 +240,10 @@ def test_demo_report_parses_with_every_section(demo_run):
 def test_demo_report_images_are_embedded_non_blank_pngs(demo_run):
     _, page = _read(demo_run)
     images = _images(page)
-    # raster, PSTHs, heatmaps, example units, auxiliary, learning curve, held-out fit,
-    # score distributions, diagnostics
-    assert len(images) == 9
+    # raster, PSTHs, heatmaps, example units, auxiliary, learning curve, held-out fit, heat
+    # maps and rasters of data and model, score distributions, lesion and shuffle, spectrum,
+    # perturbation, Lyapunov
+    assert len(images) == 14
 
 
 def test_demo_report_is_self_contained(demo_run):
@@ -234,7 +255,7 @@ def test_demo_report_escapes_text(demo_run):
     text, page = _read(demo_run)
     assert XSS not in text
     assert f"Demo report {XSS_ESCAPED}" in text  # <title> and <h1>
-    assert str(markupsafe.escape(f'name = "demo {XSS}"')) in text  # config.toml
+    assert str(markupsafe.escape(f'title = "Demo report {XSS}"')) in text  # config.toml
     assert page.text["title"] == [f"Demo report {XSS}"]
     assert page.text["h1"] == [f"Demo report {XSS}"]
 
@@ -243,17 +264,59 @@ def test_demo_report_shows_config_and_versions(demo_run):
     _check_versions_and_config(demo_run, _read(demo_run)[1])
 
 
-def test_demo_report_rebuilds_from_the_run_folder(demo_run, tmp_path):
-    from cortexfit.report.build import build_report
+def test_demo_report_rebuilds_from_the_run_folder(demo_run, tmp_path, monkeypatch):
+    """``build_report`` renders the page again from the files alone. While it draws, every
+    figure is checked: no legend over any axes; the heat maps of data and model share one
+    colour scale and one unit order."""
+    drawn = []
+    save = report_figures._save
 
+    def checked(fig, fmt):
+        if fmt == "png":
+            titles = [ax.get_title() for ax in fig.axes]
+            images = [(ax.get_title(), im) for ax in fig.axes for im in ax.get_images()]
+            drawn.append((titles, _legend_overlaps(fig), images))
+        return save(fig, fmt)
+
+    monkeypatch.setattr(report_figures, "_save", checked)
     copy = tmp_path / "copy"
     shutil.copytree(demo_run, copy)
     (copy / "index.html").unlink()
-    path = build_report(copy)
+    path = report_build.build_report(copy)
     text, page = _read(copy)
     assert path == copy / "index.html"
     _check_structure(text, page)
-    assert len(_images(page)) == 9
+    assert len(_images(page)) == 14
+    assert len(drawn) == 14  # every figure of the page
+    for titles, overlaps, _ in drawn:
+        assert overlaps == [], (titles, overlaps)
+    heat, = [images for titles, _, images in drawn
+             if any(t.startswith("model: ") for t in titles)]
+    targets, scores = _load(demo_run / "targets.nc"), _load(demo_run / "scores.nc")
+    order = np.argsort(targets["rate"].isel(condition=0).argmax("time").values, kind="stable")
+    assert len(heat) == 2 * targets.sizes["condition"]
+    assert len({im.get_clim() for _, im in heat}) == 1
+    for title, im in heat:
+        source, condition = title.split(": ", 1)
+        rate = (targets["rate"] if source == "data" else scores["model_rate"]).sel(
+            condition=condition)
+        np.testing.assert_allclose(np.asarray(im.get_array()), rate.values[order])
+
+
+def _legend_overlaps(fig) -> list[str]:
+    """Legends (of axes or of the figure) that overlap the area of any visible axes."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legends = [ax.get_legend() for ax in fig.axes if ax.get_legend()] + list(fig.legends)
+    panels = [ax for ax in fig.axes if ax.get_visible() and ax.axison]
+    found = []
+    for legend in legends:
+        box = legend.get_window_extent(renderer)
+        for ax in panels:
+            if box.overlaps(ax.get_window_extent(renderer)):
+                found.append(f"legend {[t.get_text() for t in legend.get_texts()][:3]} over "
+                             f"the axes {ax.get_title()!r}")
+    return found
 
 
 # ------------------------------------------------------------------ the rates-only report
@@ -262,9 +325,13 @@ def test_psth_report_structure_images_and_resources(psth_run):
     text, page = _read(psth_run)
     _check_structure(text, page)
     _check_self_contained(text, page)
-    # PSTHs, heatmaps, example units, auxiliary, learning curve, fit, scores, diagnostics
-    assert len(_images(page)) == 8
+    # PSTHs, heatmaps, example units, auxiliary, learning curve, fit, heat maps of data and
+    # model, model rasters, scores, lesion and shuffle, spectrum, perturbation, Lyapunov
+    assert len(_images(page)) == 13
     _check_versions_and_config(psth_run, page)
+    # the per-unit table has the columns that exist without held-out trials
+    assert _table_rows(_section_html(text, "units"))[0] == [
+        "unit", "data rate (Hz)", "model rate (Hz)", "train r"]
 
 
 @pytest.mark.shared_data
@@ -287,15 +354,27 @@ def test_psth_report_cites_the_dataset_and_has_no_heldout_trials(psth_run):
 # ------------------------------------------------------------------ html.py on its own
 def test_write_report_escapes_every_field(tmp_path):
     png = _tiny_png()
-    section = Section(XSS, paragraphs=[XSS], figures=[(png, XSS)],
-                      tables=[([XSS, "b"], [[XSS, 1]])], preformatted=XSS,
-                      keyvalues=[(XSS, XSS)], keyvalues_label=XSS, details=[(XSS, XSS)])
-    path = write_report(tmp_path / "index.html", XSS, [section], subtitle=XSS)
+    download = Download(f"{XSS}.csv", "text/csv", XSS.encode(), label=XSS)
+    section = Section(XSS, paragraphs=[XSS],
+                      figures=[(png, XSS), Figure(png, XSS, note=XSS, downloads=[download])],
+                      tables=[([XSS, "b"], [[XSS, 1]]),
+                              Table([XSS], [[XSS]], caption=XSS, scroll=True,
+                                    downloads=[download])],
+                      preformatted=XSS, keyvalues=[(XSS, XSS)], keyvalues_label=XSS,
+                      details=[(XSS, XSS)])
+    path = write_report(tmp_path / "index.html", XSS, [section], subtitle=XSS,
+                        alerts=[Alert(XSS, XSS)], alerts_title=XSS)
     text = path.read_text(encoding="utf-8")
     assert XSS not in text and "<script" not in text.lower()
-    assert text.count(XSS_ESCAPED) >= 13
+    # 13 fields as before; figure caption, alt, note, table header, cell, caption, alert
+    # title, what and advice; two download labels and two file names
+    assert text.count(XSS_ESCAPED) >= 13 + 9 + 4
     page = _parse(text)
     assert not page.errors and not page.stack
+    links = [a for t, a in page.tags if t == "a" and "download" in a]
+    assert [a["download"] for a in links] == [f"{XSS}.csv"] * 2
+    for a in links:  # the download's bytes, base64 in a data: URI
+        assert base64.b64decode(a["href"].split(",", 1)[1]) == XSS.encode()
 
 
 def _tiny_png() -> bytes:
@@ -310,30 +389,421 @@ def _tiny_png() -> bytes:
 
 
 def test_figures_are_pure(demo_run):
-    """Same data in, same PNG out; inputs and matplotlib's settings left untouched."""
+    """Same data in, same PNG (and SVG) out; inputs and matplotlib's settings untouched."""
     from cortexfit.diagnostics import load_diagnostics
-    from cortexfit.report import figures
-    import xarray as xr
 
+    figures = report_figures
     diag = load_diagnostics(demo_run / "diagnostics.nc")
-    with xr.open_dataset(demo_run / "targets.nc", engine="h5netcdf") as ds:
-        targets = ds.load()
+    targets = _load(demo_run / "targets.nc")
     before = {k: v.copy(deep=True) for k, v in diag.items()}
     targets_before = targets.copy(deep=True)
     rc_before = dict(matplotlib.rcParams)
     units = [str(u) for u in targets["unit"].values[:3]]
-    first = figures.diagnostics_overview(diag["lesion"], diag["shuffle"], diag["spectrum"],
-                                         diag["perturbation"])
+    first = figures.lesion_shuffle(diag["lesion"], diag["shuffle"], svg=True)
     psth = figures.psth_examples(targets, units)
-    assert figures.diagnostics_overview(diag["lesion"], diag["shuffle"], diag["spectrum"],
-                                        diag["perturbation"]) == first
+    assert first.png.startswith(PNG_SIGNATURE) and first.svg.startswith(b"<?xml")
+    assert psth.svg is None  # SVG only when asked for
+    assert figures.lesion_shuffle(diag["lesion"], diag["shuffle"], svg=True) == first
     assert figures.psth_examples(targets, units) == psth
-    only_curves = figures.diagnostics_overview(diag["lesion"], diag["shuffle"])
-    assert only_curves.startswith(PNG_SIGNATURE) and only_curves != first
+    spectrum = figures.spectrum(diag["spectrum"])
+    assert spectrum.png.startswith(PNG_SIGNATURE) and spectrum.png != first.png
     for key, ds in diag.items():
         assert ds.identical(before[key]), key
     assert targets.identical(targets_before)
     assert dict(matplotlib.rcParams) == rc_before
+
+
+# ------------------------------------------------------------------ helpers for run folders
+def _load(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, **_NC) as ds:
+        return ds.load()
+
+
+def _rewrite(path: Path, edit) -> None:
+    """Replace a run folder's NetCDF file by ``edit(its Dataset)``."""
+    ds = edit(_load(path))
+    path.unlink()
+    ds.to_netcdf(path, **_NC)
+
+
+def _copy(run_dir: Path, dst: Path) -> Path:
+    """A copy of a run folder without its report."""
+    shutil.copytree(run_dir, dst)
+    (dst / "index.html").unlink()
+    return dst
+
+
+def _section_html(text: str, anchor: str) -> str:
+    found = re.search(rf'<section id="{anchor}">(.*?)</section>', text, re.S)
+    assert found, anchor
+    return found.group(1)
+
+
+class _Rows(HTMLParser):
+    """The text of every table cell, row by row."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def _table_rows(fragment: str) -> list[list[str]]:
+    parser = _Rows()
+    parser.feed(fragment)
+    return parser.rows
+
+
+def _downloads(fragment: str) -> dict[str, tuple[str, bytes]]:
+    """file name -> (MIME type, bytes) of every download link in ``fragment``."""
+    found = {}
+    for tag, attrs in _parse(fragment).tags:
+        if tag == "a" and "download" in attrs:
+            mime, data = attrs["href"][len("data:"):].split(";base64,", 1)
+            found[attrs["download"]] = (mime, base64.b64decode(data, validate=True))
+    return found
+
+
+def _figures_html(text: str) -> list[str]:
+    return re.findall(r"<figure>(.*?)</figure>", text, re.S)
+
+
+def _caption(fragment: str) -> str:
+    return " ".join(html_lib.unescape(
+        re.search(r"<figcaption>(.*?)</figcaption>", fragment, re.S).group(1)).split())
+
+
+def _svg_text(svg: bytes) -> str:
+    """Every text of an SVG (matplotlib keeps text as text: svg.fonttype = none)."""
+    return " ".join(ET.fromstring(svg).itertext())
+
+
+def _relabel(ds: xr.Dataset, mapping: dict[str, str]) -> xr.Dataset:
+    """Every string coordinate or variable with its values renamed through ``mapping``."""
+    for name in list(ds.coords) + list(ds.data_vars):
+        var = ds[name]
+        if var.dtype.kind in "UO" and var.ndim:
+            values = np.array([mapping.get(str(v), str(v)) for v in var.values.ravel()])
+            new = (var.dims, values.reshape(var.shape), var.attrs)
+            ds = ds.assign_coords({name: new}) if name in ds.coords else ds.assign({name: new})
+    return ds
+
+
+# ------------------------------------------------------------------ the red box
+def test_red_box_at_the_top_when_the_model_is_silent(demo_run, tmp_path):
+    copy = _copy(demo_run, tmp_path / "silent")
+    _rewrite(copy / "scores.nc", lambda ds: ds.assign(model_rate=ds["model_rate"] * 0.0))
+    targets = _load(copy / "targets.nc")
+    problems = fit_problems(_load(copy / "scores.nc"), targets)
+    assert {"silent", "all_silent"} <= {p.check for p in problems}
+    report_build.build_report(copy)
+    text, page = _read(copy)
+    _check_structure(text, page)
+    box = re.search(r'<main>\s*<div class="alert" id="problems" role="alert">(.*?)</div>',
+                    text, re.S)
+    assert box, "the red box is not the first thing of the page's content"
+    plain = _parse(box.group(1)).plain
+    assert plain.startswith(report_build.ALERTS_TITLE)
+    for problem in problems:  # each problem's text and what to try
+        assert " ".join(problem.what.split()) in plain
+        assert " ".join(problem.advice.split()) in plain
+    assert plain.count("What to try:") == len(problems)
+    assert re.search(r"\.alert \{[^}]*border: 3px solid #c62828", text)  # a red border
+    # the per-unit table marks every unit as silent
+    rows = _table_rows(_section_html(text, "units"))[1:]
+    assert len(rows) == targets.sizes["unit"]
+    assert all(row[5].endswith("(silent)") for row in rows)
+
+
+def test_no_red_box_for_a_good_fit(demo_run, tmp_path):
+    # the demo's own report has the box exactly when the health checks find a problem
+    text, _ = _read(demo_run)
+    found = fit_problems(_load(demo_run / "scores.nc"), _load(demo_run / "targets.nc"))
+    assert ('id="problems"' in text) == bool(found)
+    # a fit whose model reproduces the data: no box at all
+    copy = _copy(demo_run, tmp_path / "good")
+    rate = _load(copy / "targets.nc")["rate"]
+
+    def good(ds: xr.Dataset) -> xr.Dataset:
+        model = ds["model_rate"]
+        ds["model_rate"] = model.copy(data=rate.sel(unit=model["unit"]).transpose(
+            *model.dims).values)
+        ds["pearson_train"] = xr.full_like(ds["pearson_train"], 0.9)
+        ds["pearson_heldout"] = 0.95 * ds["noise_ceiling"]
+        return ds
+
+    _rewrite(copy / "scores.nc", good)
+    assert fit_problems(_load(copy / "scores.nc"), _load(copy / "targets.nc")) == []
+    report_build.build_report(copy)
+    text, page = _read(copy)
+    _check_structure(text, page)
+    assert 'class="alert"' not in text and report_build.ALERTS_TITLE not in text
+    assert "(silent)" not in _section_html(text, "units")
+
+
+# ------------------------------------------------------------------ diagnostics' state
+def test_finished_diagnostics_are_shown(demo_run):
+    section = report_build._diagnostics_section(report_build._read_run(demo_run))
+    assert report_build.DIAGNOSTICS_UNFINISHED not in section.paragraphs
+    assert report_build.DIAGNOSTICS_DISABLED not in section.paragraphs
+    assert len(section.figures) == 4  # lesion and shuffle, spectrum, perturbation, Lyapunov
+
+
+@pytest.mark.parametrize("case", ["disabled", "no diagnostics.nc", "stage not finished"])
+def test_diagnostics_state_is_told_truthfully(demo_run, tmp_path, case):
+    copy = _copy(demo_run, tmp_path / "run")
+    if case == "disabled":
+        config = copy / "config.toml"
+        text = config.read_text(encoding="utf-8")
+        assert "[diagnostics]\nenabled = true\n" in text
+        config.write_text(text.replace("[diagnostics]\nenabled = true\n",
+                                       "[diagnostics]\nenabled = false\n"), encoding="utf-8")
+        (copy / "diagnostics.nc").unlink()  # what the pipeline does when they are disabled
+        expected = report_build.DIAGNOSTICS_DISABLED
+    elif case == "no diagnostics.nc":  # killed before the file was written
+        (copy / "diagnostics.nc").unlink()
+        expected = report_build.DIAGNOSTICS_UNFINISHED
+    else:  # killed in a rerun: stages.json says started, diagnostics.nc is an older run's
+        manifest = json.loads((copy / "stages.json").read_text(encoding="utf-8"))
+        assert "finished" in manifest["stages"]["diagnostics"]
+        manifest["stages"]["diagnostics"] = {"started": "0123456789abcdef",
+                                             "started_at": "2026-01-01T00:00:00+00:00"}
+        (copy / "stages.json").write_text(json.dumps(manifest), encoding="utf-8")
+        expected = report_build.DIAGNOSTICS_UNFINISHED
+    section = report_build._diagnostics_section(report_build._read_run(copy))
+    assert section.paragraphs == [expected] and section.figures == []
+    assert section.title == SECTIONS["diagnostics"] and section.anchor == "diagnostics"
+    page = write_report(tmp_path / "diag.html", "t", [section]).read_text(encoding="utf-8")
+    assert str(markupsafe.escape(expected)) in page
+
+
+# ------------------------------------------------------------------ labels shown literally
+def test_labels_with_math_and_markup_are_shown_literally(demo_run, tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure()  # matplotlib's default would parse the labels as math and fail
+    fig.text(0.5, 0.5, WEIRD_CONDITION)
+    with pytest.raises(ValueError):
+        fig.canvas.draw()
+    plt.close(fig)
+
+    copy = _copy(demo_run, tmp_path / "labels")
+    targets = _load(copy / "targets.nc")
+    condition = str(targets["condition"].values[0])
+    units = [str(u) for u in targets["unit"].values]
+    mapping = {condition: WEIRD_CONDITION, **{u: u + WEIRD_UNIT for u in units}}
+    for name in ("recording.nc", "targets.nc", "scores.nc"):
+        _rewrite(copy / name, lambda ds: _relabel(ds, mapping))
+    report_build.build_report(copy)
+    text, page = _read(copy)
+    _check_structure(text, page)
+    assert "<i>" not in text  # the markup in the label is escaped
+    assert str(markupsafe.escape(WEIRD_CONDITION)) in text
+    assert WEIRD_CONDITION in page.plain and units[0] + WEIRD_UNIT in page.plain
+    assert _table_rows(_section_html(text, "units"))[1][0] == units[0] + WEIRD_UNIT
+    # the figures drew the labels as written (their SVGs keep text as text)
+    svgs = {name: body for name, (_, body) in _downloads(text).items()
+            if name.endswith(".svg")}
+    heat = _svg_text(svgs["demo-heatmaps-data-model.svg"])
+    assert f"data: {WEIRD_CONDITION}" in heat and f"model: {WEIRD_CONDITION}" in heat
+    assert WEIRD_UNIT.strip() in _svg_text(svgs["demo-model-vs-data.svg"])
+    assert f"{WEIRD_CONDITION} model" in _svg_text(svgs["demo-model-vs-data.svg"])  # legend
+    assert len(_images(page)) == 14
+
+
+# ------------------------------------------------------------------ the per-unit table
+UNIT_HEADER = ["unit", "held-out r", "noise ceiling", "fraction of ceiling", "data rate (Hz)",
+               "model rate (Hz)", "train r"]
+
+
+def test_per_unit_table(demo_run):
+    text, page = _read(demo_run)
+    section = _section_html(text, "units")
+    assert '<div class="scroll">' in section  # 80 rows: in a box that scrolls
+    rows = _table_rows(section)
+    assert rows[0] == UNIT_HEADER
+    scores, targets = _load(demo_run / "scores.nc"), _load(demo_run / "targets.nc")
+    units = [str(u) for u in targets["unit"].values]
+    assert [row[0] for row in rows[1:]] == units
+    for row in rows[1:]:
+        s, unit = scores.sel(unit=row[0]), row[0]
+        held = float(s["pearson_heldout"].mean())
+        ceiling = float(s["noise_ceiling"].mean())
+        expected = [unit, f"{held:.2f}", f"{ceiling:.2f}", f"{held / ceiling:.2f}",
+                    f"{float(targets['rate'].sel(unit=unit).mean()):.2f}",
+                    f"{float(s['model_rate'].mean()):.2f}",
+                    f"{float(s['pearson_train'].mean()):.2f}"]
+        assert row[:5] + [row[5].removesuffix(" (silent)"), row[6]] == expected, unit
+    # the CSV download holds the same table, as numbers
+    (mime, body), = [v for k, v in _downloads(section).items() if k == "demo-units.csv"]
+    table = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert mime == "text/csv" and table[0] == UNIT_HEADER and len(table) == len(rows)
+    for csv_row, row in zip(table[1:], rows[1:]):
+        assert csv_row[0] == row[0]
+        shown = [float(cell.removesuffix(" (silent)")) for cell in row[1:]]
+        assert [float(v) for v in csv_row[1:]] == pytest.approx(shown, abs=0.005 + 1e-9)
+
+
+def test_per_unit_table_without_heldout_trials(demo_run):
+    run_files = report_build._read_run(demo_run)
+    run_files.scores = run_files.scores.drop_vars(
+        [v for v in run_files.scores.data_vars
+         if v.endswith("_heldout") or v.startswith(("noise_ceiling", "fraction_of_ceiling"))])
+    section = report_build._units_section(run_files)
+    table, = section.tables
+    assert table.header == ["unit", "data rate (Hz)", "model rate (Hz)", "train r"]
+    assert len(table.rows) == run_files.targets.sizes["unit"]
+    assert all(len(row) == 4 for row in table.rows)
+    assert "no held-out trials" in section.paragraphs[0]
+
+
+# ------------------------------------------------------------------ the model's rasters
+def test_scores_hold_model_example_spikes(demo_run):
+    import tomllib
+
+    from cortexfit.evaluate import example_model_spikes
+    from cortexfit.fit import RLSFit
+
+    scores, targets = _load(demo_run / "scores.nc"), _load(demo_run / "targets.nc")
+    conditions = [str(c) for c in targets["condition"].values]
+    assert [str(c) for c in scores["model_example_condition"].values] == conditions
+    unit = scores["model_spike_unit"].values
+    trial = scores["model_spike_trial"].values
+    time = scores["model_spike_time"].values
+    n_units = targets.sizes["unit"]
+    assert unit.size > 100 and unit.min() >= 0 and unit.max() < n_units
+    assert set(trial.tolist()) == set(range(len(conditions)))
+    start, stop = scores["model_spike_time"].attrs["window"]
+    assert stop == targets.attrs["window_stop"] and start < 0
+    assert time.min() >= start and time.max() <= stop
+    # stage_evaluate wrote the first scored test trial of each condition
+    seed = tomllib.loads((demo_run / "config.toml").read_text())["evaluate"]["seed"]
+    again = example_model_spikes(RLSFit.load(demo_run / "model.npz"), targets, seed=seed)
+    for name in ("model_spike_time", "model_spike_unit", "model_spike_trial"):
+        np.testing.assert_array_equal(again[name].values, scores[name].values)
+    # each spike is credited to its own unit: counts follow the units' model rates
+    for j, condition in enumerate(conditions):
+        counts = np.bincount(unit[trial == j], minlength=n_units) / (stop - start)
+        rate = scores["model_rate"].sel(condition=condition).mean("time").values
+        assert np.corrcoef(counts, rate)[0, 1] > 0.8
+
+
+class _StubFit:
+    """Just what example_model_spikes uses of a fitted RLSFit: model neuron 0 is unit u1,
+    neuron 1 auxiliary, neuron 2 unit u0; the window starts at -0.1 s."""
+
+    def __init__(self):
+        from types import SimpleNamespace
+
+        self.network_ = object()
+        self.targets_ = SimpleNamespace(conditions=["a", "b"], neuron_ids=["u1", "x0", "u0"],
+                                        roles=["recorded", "auxiliary", "recorded"],
+                                        recorded_unit=["u1", "", "u0"])
+        self.update_times_ = np.array([0.0, 0.5, 1.0])
+        self.update_every = 0.1
+        self.calls = []
+
+    def run_trial(self, condition, *, seed):
+        self.calls.append((condition, seed))
+        return xr.Dataset({"spike_time": ("spike", [0.2, 0.3, -0.5, 0.9, 1.5]),
+                           "spike_neuron": ("spike", [0, 1, 2, 2, 2])})
+
+
+def test_example_model_spikes_keeps_recorded_units_in_the_targets_order():
+    from cortexfit.evaluate import example_model_spikes
+
+    stub = _StubFit()
+    targets = xr.Dataset(coords={"condition": ["b", "a"], "unit": ["u0", "u1"]},
+                         attrs={"window_stop": 1.2})
+    ds = example_model_spikes(stub, targets, seed=10, n_per_condition=2)
+    # the targets' condition order; the model's condition index picks the seed
+    assert stub.calls == [(1, 10 + 7919), (1, 10 + 7920), (0, 10), (0, 11)]
+    assert ds["model_example_condition"].values.tolist() == ["b", "b", "a", "a"]
+    assert ds["model_example_seed"].values.tolist() == [7929, 7930, 10, 11]
+    # auxiliary spikes and spikes outside [-0.1, 1.2] s dropped; neuron 0 -> u1 (index 1)
+    assert ds["model_spike_time"].values.tolist() == [0.2, 0.9] * 4
+    assert ds["model_spike_unit"].values.tolist() == [1, 0] * 4
+    assert ds["model_spike_trial"].values.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert list(ds["model_spike_time"].attrs["window"]) == pytest.approx([-0.1, 1.2])
+
+
+def test_model_rasters_and_heatmaps_beside_the_data(demo_run):
+    text, _ = _read(demo_run)
+    fit = _section_html(text, "fit")
+    captions = [_caption(f) for f in _figures_html(fit)]
+    assert any(c.startswith("Trial-averaged rates of the data (top") for c in captions)
+    raster, = [f for f in _figures_html(fit) if _caption(f).startswith("Spike rasters")]
+    assert "(left)" in _caption(raster) and "model (right" in _caption(raster)
+    # the rasters' CSV: every model spike of scores.nc and the data's fitted units
+    (_, body), = _downloads(raster).values()
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    assert rows[0] == ["source", "trial", "condition", "unit", "time_s"]
+    scores, recording = _load(demo_run / "scores.nc"), _load(demo_run / "recording.nc")
+    model = [r for r in rows[1:] if r[0] == "model"]
+    data = [r for r in rows[1:] if r[0] == "data"]
+    assert len(model) == scores.sizes["model_spike"]
+    fitted = {str(u) for u in scores["unit"].values}
+    n_data = sum(str(recording["unit"].values[u]) in fitted
+                 for u in recording["spike_unit"].values)
+    assert len(data) == n_data > 0
+    assert {r[3] for r in model} <= fitted
+
+
+# ------------------------------------------------------------------ downloads, explanations
+def test_every_figure_is_downloadable_as_svg_or_csv(demo_run):
+    text, _ = _read(demo_run)
+    figs = _figures_html(text)
+    assert len(figs) == 14
+    kinds = []
+    for fragment in figs:
+        links = _downloads(fragment)
+        assert len(links) == 1, _caption(fragment)
+        (name, (mime, body)), = links.items()
+        assert name.startswith("demo-")
+        if name.endswith(".svg"):
+            assert mime == "image/svg+xml"
+            assert ET.fromstring(body).tag == "{http://www.w3.org/2000/svg}svg"
+            assert len(body) < 300_000, (name, len(body))
+        else:
+            assert name.endswith(".csv") and mime == "text/csv"
+            rows = list(csv.reader(io.StringIO(body.decode("utf-8"))))
+            assert len(rows) > 10 and {len(r) for r in rows} == {len(rows[0])}
+        kinds.append(name.rsplit(".", 1)[1])
+    assert kinds.count("csv") == 3  # the two rasters and the eigenvalues
+    # the whole page stays a reasonable size (PNG of at most 256 colours, CSV for spikes)
+    assert (demo_run / "index.html").stat().st_size < 3_000_000
+
+
+def _sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+(?=[A-Z])", text.strip()) if s]
+
+
+def test_lyapunov_and_spectrum_figures_are_explained(demo_run):
+    text, _ = _read(demo_run)
+    notes = {}
+    for fragment in _figures_html(text):
+        note = re.search(r'<p class="note">(.*?)</p>', fragment, re.S)
+        if note:
+            notes[_caption(fragment).split(" ")[0]] = html_lib.unescape(note.group(1))
+    assert notes == {"Eigenvalues": report_build.SPECTRUM_NOTE,
+                     "Largest": report_build.LYAPUNOV_NOTE}
+    for note in notes.values():
+        assert 2 <= len(_sentences(note)) <= 3, note
 
 
 # ------------------------------------------------------------------ headless Chromium

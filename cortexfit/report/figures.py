@@ -1,84 +1,199 @@
 """Matplotlib figures for reports.
 
 Each public function is pure: it draws only from the arrays passed to it (no file, no global
-state is read or changed) and returns the figure as PNG bytes.
+state is read or changed) and returns the figure as a :class:`Rendered`: PNG bytes, plus SVG
+bytes when called with ``svg=True`` (the report's download links).
+
+Every text is drawn literally: math parsing is off (``text.parse_math``), so a label such as
+``"$x$ cond"`` or ``"a_b^c"`` shows as written. No legend sits inside the axes: legends go
+to the right of the axes or in a row above the panels, where they cannot cover data.
 """
 from __future__ import annotations
 
 import functools
 import io
+from dataclasses import dataclass
 
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-import numpy as np  # noqa: E402
-import xarray as xr  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import xarray as xr
+from matplotlib.ticker import MaxNLocator
 
+__all__ = [
+    "Rendered",
+    "auxiliary_traces",
+    "example_units",
+    "heldout_fit",
+    "learning_curve",
+    "lesion_shuffle",
+    "lyapunov",
+    "peak_order",
+    "perturbation",
+    "psth_examples",
+    "raster_examples",
+    "rasters_data_model",
+    "rate_heatmaps",
+    "score_distributions",
+    "spectrum",
+    "target_heatmaps",
+]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
 
-#: Font sizes for every report figure (applied per figure, global state is left alone).
+#: Settings of every report figure (applied per figure with ``rc_context``, global state is
+#: left alone): font sizes; labels drawn literally (no mathtext: a ``$`` in a condition or
+#: unit label must not be parsed); SVG text kept as text and ids reproducible.
 _STYLE = {"font.size": 10.5, "axes.titlesize": 11.5, "axes.labelsize": 10.5,
-          "legend.fontsize": 8.5, "xtick.labelsize": 9.5, "ytick.labelsize": 9.5}
+          "legend.fontsize": 8.5, "xtick.labelsize": 9.5, "ytick.labelsize": 9.5,
+          "text.parse_math": False, "text.usetex": False,
+          "font.family": "sans-serif", "font.sans-serif": ["DejaVu Sans", "Arial", "Helvetica"],
+          "svg.fonttype": "none", "svg.hashsalt": "cortexfit"}
 
 
-def _styled(func):
-    """Draw the figure under the report's font sizes (``matplotlib.rc_context``)."""
+@dataclass(frozen=True)
+class Rendered:
+    """A drawn figure: PNG bytes and, when asked for, the same figure as SVG."""
+
+    png: bytes
+    svg: bytes | None = None
+
+
+def _save(fig, fmt: str) -> bytes:
+    """The figure as SVG, or as a PNG of at most 256 colours: a quarter of the bytes of
+    matplotlib's RGBA PNG, and the same look (lines, text and the viridis heat maps)."""
+    buf = io.BytesIO()
+    metadata = {"Date": None} if fmt == "svg" else None
+    fig.savefig(buf, format=fmt, dpi=110, bbox_inches="tight", metadata=metadata)
+    if fmt != "png":
+        return buf.getvalue()
+    from PIL import Image
+
+    buf.seek(0)
+    with Image.open(buf) as image:
+        paletted = image.convert("RGB").quantize(256, method=Image.Quantize.FASTOCTREE,
+                                                  dither=Image.Dither.NONE)
+    out = io.BytesIO()
+    paletted.save(out, format="png")
+    return out.getvalue()
+
+
+def _figure(func):
+    """Run a drawing function (which returns a matplotlib figure) under the report's style
+    and return it as :class:`Rendered`; ``svg=True`` also saves it as SVG."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args, svg: bool = False, **kwargs) -> Rendered:
         with plt.rc_context(_STYLE):
-            return func(*args, **kwargs)
+            fig = func(*args, **kwargs)
+            try:
+                png = _save(fig, "png")
+                vector = _save(fig, "svg") if svg else None
+            finally:
+                plt.close(fig)
+        return Rendered(png, vector)
 
     return wrapper
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+def _legend_right(ax, **kwargs) -> None:
+    """The axes' legend to the right of the axes (never over the data)."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
+              title_fontsize=plt.rcParams["legend.fontsize"], **kwargs)
 
 
-@_styled
-def target_heatmaps(targets: xr.Dataset, *, variable: str = "rate") -> bytes:
+def _legend_above(fig, axes, *, rows: int = 1) -> None:
+    """One legend for the whole figure, in a row above the panels (from ``axes``' first
+    panel's labelled artists), and the panels laid out below it."""
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        ncol = min(len(labels), 5)
+        fig.legend(handles, labels, loc="upper center", ncol=ncol, bbox_to_anchor=(0.5, 1.0),
+                   frameon=False)
+        lines = int(np.ceil(len(labels) / ncol))
+        fig.tight_layout(rect=(0, 0, 1, 1 - 0.07 * lines / rows))
+    else:
+        fig.tight_layout()
+
+
+def _time_label(attrs, default: str = "the event") -> str:
+    return f"time from {attrs.get('align_event', default)} (s)"
+
+
+def peak_order(rate: xr.DataArray) -> np.ndarray:
+    """Unit order of the heat maps: by the time of each unit's peak in the first condition."""
+    return np.argsort(rate.isel(condition=0).argmax("time").values, kind="stable")
+
+
+def _heatmap(ax, values: np.ndarray, time: np.ndarray, vmax: float):
+    half = (time[1] - time[0]) / 2 if time.size > 1 else 0.5
+    # "none": one rectangle per (unit, bin); SVG embeds the data-sized image, not a resample
+    image = ax.imshow(values, aspect="auto", origin="lower", interpolation="none",
+                      extent=[time[0] - half, time[-1] + half, 0, values.shape[0]], vmin=0,
+                      vmax=vmax, cmap="viridis")
+    ax.axvline(0, color="w", lw=0.8, ls="--")
+    return image
+
+
+@_figure
+def target_heatmaps(targets: xr.Dataset, *, variable: str = "rate"):
     """Rates (unit x time) per condition, units sorted by time of peak in the first condition."""
     rate = targets[variable]
-    order = np.argsort(rate.isel(condition=0).argmax("time").values)
+    order = peak_order(rate)
     n_cond = rate.sizes["condition"]
     fig, axes = plt.subplots(1, n_cond, figsize=(4.5 * n_cond, 4.0), squeeze=False, sharey=True)
     vmax = float(np.percentile(rate.values, 99)) or 1.0
     time = rate["time"].values
-    half = (time[1] - time[0]) / 2 if time.size > 1 else 0.5
     for ax, cond in zip(axes[0], rate["condition"].values):
-        image = ax.imshow(
-            rate.sel(condition=cond).values[order], aspect="auto", origin="lower",
-            extent=[time[0] - half, time[-1] + half, 0, rate.sizes["unit"]], vmin=0, vmax=vmax,
-            cmap="viridis",
-        )
-        ax.axvline(0, color="w", lw=0.8, ls="--")
-        ax.set_title(f"{cond}")
-        ax.set_xlabel(f"time from {targets.attrs.get('align_event', 'event')} (s)")
+        image = _heatmap(ax, rate.sel(condition=cond).values[order], time, vmax)
+        ax.set_title(str(cond))
+        ax.set_xlabel(_time_label(targets.attrs, "event"))
     axes[0][0].set_ylabel("unit (sorted by peak time)")
     fig.colorbar(image, ax=axes[0].tolist(), label="rate (Hz)", shrink=0.8)
-    return _png(fig)
+    return fig
+
+
+@_figure
+def rate_heatmaps(data: xr.DataArray, model: xr.DataArray, *, align_event: str = "the event"):
+    """The data's and the model's trial-averaged rates (unit x time), one column per
+    condition, data on top and model below: one colour scale (the 99th percentile of both)
+    and one unit order (peak time of the data in the first condition)."""
+    model = model.sel(unit=data["unit"].values, condition=data["condition"].values)
+    order = peak_order(data)
+    n_cond = data.sizes["condition"]
+    fig, axes = plt.subplots(2, n_cond, figsize=(4.5 * n_cond, 7.2), squeeze=False,
+                             sharex=True, sharey=True)
+    vmax = float(np.nanpercentile(np.concatenate([data.values.ravel(), model.values.ravel()]),
+                                  99)) or 1.0
+    for j, cond in enumerate(data["condition"].values):
+        for row, (source, rate) in enumerate((("data", data), ("model", model))):
+            ax = axes[row][j]
+            image = _heatmap(ax, rate.sel(condition=cond).values[order], rate["time"].values,
+                             vmax)
+            ax.set_title(f"{source}: {cond}")
+        axes[1][j].set_xlabel(f"time from {align_event} (s)")
+    for row in axes:
+        row[0].set_ylabel("unit (sorted by data peak time)")
+    fig.colorbar(image, ax=axes.ravel().tolist(), label="rate (Hz)", shrink=0.6)
+    return fig
 
 
 def _unit_grid(n: int):
     """A figure with one small panel per unit, three per row."""
     cols = min(n, 3)
     rows = int(np.ceil(n / cols))
-    return plt.subplots(rows, cols, figsize=(3.7 * cols, 2.7 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 2.7 * rows), squeeze=False)
+    return fig, axes, rows
 
 
-@_styled
-def example_units(targets: xr.Dataset, units: list[str], truth: xr.DataArray | None = None) -> bytes:
+@_figure
+def example_units(targets: xr.Dataset, units: list[str], truth: xr.DataArray | None = None):
     """Training-trial rates, held-out rates and (if known) the true rate of a few units."""
     n = len(units)
-    fig, axes = _unit_grid(n)
+    fig, axes, rows = _unit_grid(n)
     time = targets["time"].values
     for ax, unit in zip(axes.flat, units):
         for j, cond in enumerate(targets["condition"].values):
@@ -98,13 +213,12 @@ def example_units(targets: xr.Dataset, units: list[str], truth: xr.DataArray | N
         ax.set_ylabel("rate (Hz)")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend()
-    fig.tight_layout()
-    return _png(fig)
+    _legend_above(fig, axes.flat, rows=rows)
+    return fig
 
 
-@_styled
-def auxiliary_traces(targets: xr.Dataset, n_show: int = 6) -> bytes:
+@_figure
+def auxiliary_traces(targets: xr.Dataset, n_show: int = 6):
     """A few auxiliary (OU-derived) target rates per condition."""
     aux = targets["target_rate"].where(targets["role"] == "auxiliary", drop=True)
     shown = aux.isel(neuron=slice(0, n_show))
@@ -117,11 +231,11 @@ def auxiliary_traces(targets: xr.Dataset, n_show: int = 6) -> bytes:
         ax.set_xlabel("time (s)")
     axes[0][0].set_ylabel("rate (Hz)")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-@_styled
-def learning_curve(history: xr.Dataset) -> bytes:
+@_figure
+def learning_curve(history: xr.Dataset):
     """Correlation with the targets, weight change and rate over training loops."""
     fig, axes = plt.subplots(1, 3, figsize=(11, 2.8))
     loop = history["loop"].values
@@ -134,7 +248,10 @@ def learning_curve(history: xr.Dataset) -> bytes:
         ax.set_xlabel("training loop")
         ax.set_ylabel(label)
     fig.tight_layout()
-    return _png(fig)
+    return fig
+
+
+_SPLIT_LABEL = {"train": "training trials", "heldout": "held-out trials"}
 
 
 def _fraction_curve(ax, ds: xr.Dataset, title: str, xlabel: str) -> None:
@@ -147,68 +264,95 @@ def _fraction_curve(ax, ds: xr.Dataset, title: str, xlabel: str) -> None:
                                  mean.mean("repeat").values])
         spread = np.concatenate([[0.0], mean.std("repeat").values])
         ax.errorbar(fractions, values, yerr=spread, marker="o", color=_COLORS[j % len(_COLORS)],
-                    label=str(split), capsize=3, lw=1.8)
+                    label=_SPLIT_LABEL.get(str(split), str(split)), capsize=3, lw=1.8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("mean Pearson r")
     ax.set_title(title)
     ax.grid(alpha=0.3)
-    ax.legend(title="trials")
 
 
-@_styled
-def diagnostics_overview(lesion: xr.Dataset, shuffle: xr.Dataset,
-                         spectrum: xr.Dataset | None = None,
-                         perturbation: xr.Dataset | None = None) -> bytes:
-    """Lesion and shuffle scores by fraction, and (when given) the eigenvalue spectrum of W
-    before/after training and the divergence after one deleted spike: a 2 x 2 grid (1 x 2
-    when neither of the last two is given)."""
-    extra = [x for x in (spectrum, perturbation) if x is not None]
-    rows = 2 if extra else 1
-    fig, axes = plt.subplots(rows, 2, figsize=(10.5, 4.5 * rows), squeeze=False)
-    _fraction_curve(axes[0][0], lesion, "Lesion: outgoing synapses of neurons cut",
+@_figure
+def lesion_shuffle(lesion: xr.Dataset, shuffle: xr.Dataset):
+    """Lesion and shuffle scores by fraction (0 = the intact network), side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    _fraction_curve(axes[0], lesion, "Lesion: outgoing synapses of neurons cut",
                     "fraction of neurons lesioned")
-    _fraction_curve(axes[0][1], shuffle, "Shuffle: recorded-to-recorded weights permuted"
+    _fraction_curve(axes[1], shuffle, "Shuffle: recorded-to-recorded weights permuted"
                     if shuffle.attrs.get("scope", "recorded") == "recorded"
                     else "Shuffle: all trained weights permuted",
                     "fraction of weights shuffled")
-    free = list(axes[1]) if extra else []
-    if spectrum is not None:
-        ax = free.pop(0)
-        for j, stage in enumerate(spectrum["stage"].values):
-            ax.plot(spectrum["eig_real"].sel(stage=stage), spectrum["eig_imag"].sel(stage=stage),
-                    "o", ms=3, alpha=0.6, mew=0, color=_COLORS[j % len(_COLORS)],
-                    label=f"{stage} training (radius "
-                          f"{float(spectrum['spectral_radius'].sel(stage=stage)):.2f})")
-        if "radius_theory" in spectrum:
-            radius = float(np.ravel(spectrum["radius_theory"].values)[0])
-            if np.isfinite(radius) and radius > 0:
-                angle = np.linspace(0, 2 * np.pi, 200)
-                ax.plot(radius * np.cos(angle), radius * np.sin(angle), color="0.4", lw=1,
-                        ls="--", label=f"random-matrix radius {radius:.2f}")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.set_xlabel("real part")
-        ax.set_ylabel("imaginary part")
-        ax.set_title("Eigenvalues of W")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left")
-    if perturbation is not None:
-        ax = free.pop(0)
-        for j, stage in enumerate(perturbation["stage"].values):
-            ax.plot(perturbation["time"], perturbation["phase_divergence"].sel(stage=stage),
-                    color=_COLORS[j % len(_COLORS)], lw=1.8, label=f"{stage} training")
-        ax.set_xlabel("time from the deleted spike (s)")
-        ax.set_ylabel("phase divergence (rad)")
-        ax.set_title("Perturbation: one spike deleted")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left")
-    for ax in free:
-        ax.axis("off")
+    _legend_above(fig, axes)
+    return fig
+
+
+@_figure
+def spectrum(spec: xr.Dataset):
+    """Eigenvalues of W in the complex plane before/after training, with the random-matrix
+    radius of the initial network (dashed circle)."""
+    fig, ax = plt.subplots(figsize=(7.2, 4.6))
+    for j, stage in enumerate(spec["stage"].values):
+        ax.plot(spec["eig_real"].sel(stage=stage), spec["eig_imag"].sel(stage=stage),
+                "o", ms=3, alpha=0.6, mew=0, color=_COLORS[j % len(_COLORS)],
+                label=f"{stage} training (radius "
+                      f"{float(spec['spectral_radius'].sel(stage=stage)):.2f})")
+    if "radius_theory" in spec:
+        radius = float(np.ravel(spec["radius_theory"].values)[0])
+        if np.isfinite(radius) and radius > 0:
+            angle = np.linspace(0, 2 * np.pi, 200)
+            ax.plot(radius * np.cos(angle), radius * np.sin(angle), color="0.4", lw=1,
+                    ls="--", label=f"random-matrix radius {radius:.2f}")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xlabel("real part")
+    ax.set_ylabel("imaginary part")
+    ax.set_title("Eigenvalues of W")
+    ax.grid(alpha=0.3)
+    _legend_right(ax, markerscale=2)
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-@_styled
-def psth_examples(targets: xr.Dataset, units: list[str], *, variable: str = "rate") -> bytes:
+@_figure
+def perturbation(pert: xr.Dataset):
+    """Phase divergence after one deleted spike, before and after training."""
+    fig, ax = plt.subplots(figsize=(8.0, 3.4))
+    for j, stage in enumerate(pert["stage"].values):
+        ax.plot(pert["time"], pert["phase_divergence"].sel(stage=stage),
+                color=_COLORS[j % len(_COLORS)], lw=1.8, label=f"{stage} training")
+    ax.set_xlabel("time from the deleted spike (s)")
+    ax.set_ylabel("phase divergence (rad)")
+    ax.set_title("Perturbation: one spike deleted")
+    ax.grid(alpha=0.3)
+    _legend_right(ax)
+    fig.tight_layout()
+    return fig
+
+
+@_figure
+def lyapunov(lyap: xr.Dataset):
+    """The running estimate of the largest Lyapunov exponent over the simulated time, per
+    initial condition (thin) and its mean (thick), before and after training."""
+    fig, ax = plt.subplots(figsize=(8.0, 3.6))
+    time = lyap["time"].values
+    for j, stage in enumerate(lyap["stage"].values):
+        color = _COLORS[j % len(_COLORS)]
+        running = lyap["running"].sel(stage=stage)
+        for seed in running["seed"].values:
+            ax.plot(time, running.sel(seed=seed), color=color, lw=0.8, alpha=0.45)
+        final = float(lyap["lyapunov_mean"].sel(stage=stage))
+        ax.plot(time, running.mean("seed"), color=color, lw=2.2,
+                label=f"{stage} training: {final:.1f} 1/s")
+    ax.axhline(0, color="0.3", lw=0.8, ls="--")
+    ax.set_xlabel("simulated time used for the estimate (s)")
+    ax.set_ylabel("largest Lyapunov\nexponent (1/s)")
+    ax.set_title("Largest Lyapunov exponent")
+    ax.grid(alpha=0.3)
+    _legend_right(ax, title="mean over initial conditions")
+    fig.tight_layout()
+    return fig
+
+
+@_figure
+def psth_examples(targets: xr.Dataset, units: list[str], *, variable: str = "rate"):
     """Trial-averaged rates per condition (one panel each): a few example units in colour
     and the population mean (black, with the 10-90 % range of units shaded)."""
     rate = targets[variable]
@@ -230,20 +374,23 @@ def psth_examples(targets: xr.Dataset, units: list[str], *, variable: str = "rat
         ax.axvline(0, color="0.4", lw=0.8, ls="--")
         ax.set_title(str(cond))
         ax.set_xlim(time[0], time[-1])
-        ax.set_xlabel(f"time from {targets.attrs.get('align_event', 'the event')} (s)")
+        ax.set_xlabel(_time_label(targets.attrs))
     for ax in axes[:, 0]:
         ax.set_ylabel("rate (Hz)")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 4),
-               bbox_to_anchor=(0.5, 1.0), frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.1 / rows))
-    return _png(fig)
+    _legend_above(fig, axes.flat, rows=rows)
+    return fig
 
 
-@_styled
-def raster_examples(recording: xr.Dataset, *, max_units: int = 120) -> bytes:
+def _raster(ax, times: np.ndarray, rows: np.ndarray, n_rows: int) -> None:
+    ax.plot(times, rows, "|", color="k", markersize=float(np.clip(300 / max(n_rows, 1), 1.5, 8)),
+            mew=0.8)
+    ax.set_ylim(-0.5, max(n_rows, 1) - 0.5)
+
+
+@_figure
+def raster_examples(recording: xr.Dataset, *, max_units: int = 120):
     """Spike rasters of one example trial per condition (``recording.nc``), times from the
     alignment event, trial events as vertical lines."""
     n = recording.sizes["example_trial"]
@@ -252,9 +399,10 @@ def raster_examples(recording: xr.Dataset, *, max_units: int = 120) -> bytes:
     unit = recording["spike_unit"].values
     trial = recording["spike_trial"].values
     events = recording["event_time"]
+    n_units = min(recording.sizes.get("unit", max_units), max_units)
     for j, ax in enumerate(axes[0]):
         keep = (trial == j) & (unit < max_units)
-        ax.plot(time[keep], unit[keep], "|", color="k", markersize=2.5 if max_units > 30 else 8)
+        _raster(ax, time[keep], unit[keep], n_units)
         for k, name in enumerate(events["event"].values):
             when = float(events.isel(example_trial=j).sel(event=name))
             if np.isfinite(when) and name not in ("trial_start", "trial_stop"):
@@ -264,20 +412,54 @@ def raster_examples(recording: xr.Dataset, *, max_units: int = 120) -> bytes:
         ax.set_xlim(start, stop)
         ax.set_title(f"trial {recording['example_trial'].values[j]}: "
                      f"{recording['example_condition'].values[j]}")
-        ax.set_xlabel(f"time from {recording.attrs.get('align_event', 'the event')} (s)")
-        if j == 0:
-            ax.set_ylabel("unit")
-            ax.legend(loc="upper right")
+        ax.set_xlabel(_time_label(recording.attrs))
+    axes[0][0].set_ylabel("unit")
+    _legend_above(fig, axes[0])
+    return fig
+
+
+@_figure
+def rasters_data_model(data: list[tuple[str, np.ndarray, np.ndarray] | None],
+                       model: list[tuple[str, np.ndarray, np.ndarray]], n_units: int,
+                       window: tuple[float, float], *, align_event: str = "the event"):
+    """Spike rasters of the data (left) and the model (right), one row per condition.
+
+    ``data`` and ``model`` hold one entry per condition: (title, spike times in s, row of
+    each spike in 0..n_units-1); a ``None`` data entry is drawn as "no example trial", and
+    without any data entry (a recording of rates only) only the model's column is drawn.
+    The columns share the unit order (rows) and the time axis (``window``).
+    """
+    n = len(model)
+    columns = [data, model] if any(entry is not None for entry in data) else [model]
+    height = max(2.6, min(0.012 * n_units + 2.2, 6.0))
+    fig, axes = plt.subplots(n, len(columns), figsize=(5.25 * len(columns) + 0.5, height * n),
+                             squeeze=False, sharex=True, sharey=True)
+    for j in range(n):
+        for col, entries in enumerate(columns):
+            ax, entry = axes[j][col], entries[j]
+            if entry is None:
+                ax.text(0.5, 0.5, "no example trial of the data", ha="center", va="center",
+                        transform=ax.transAxes, color="0.4")
+                ax.set_title("data")
+            else:
+                title, times, rows = entry
+                _raster(ax, times, rows, n_units)
+                ax.set_title(title)
+            ax.axvline(0, color="0.4", lw=0.8, ls="--")
+            ax.set_xlim(*window)
+        axes[j][0].set_ylabel("unit (sorted by data peak time)")
+    for ax in axes[-1]:
+        ax.set_xlabel(f"time from {align_event} (s)")
     fig.tight_layout()
-    return _png(fig)
+    return fig
 
 
-@_styled
-def heldout_fit(targets: xr.Dataset, scores: xr.Dataset, units: list[str]) -> bytes:
+@_figure
+def heldout_fit(targets: xr.Dataset, scores: xr.Dataset, units: list[str]):
     """Data (held-out trials, else the training targets) against the model, per unit and
     condition, with the unit's correlation and noise ceiling in the title."""
     n = len(units)
-    fig, axes = _unit_grid(n)
+    fig, axes, rows = _unit_grid(n)
     time = targets["time"].values
     data_var = "rate_heldout" if "rate_heldout" in targets else "rate"
     score_var = "pearson_heldout" if "pearson_heldout" in scores else "pearson_train"
@@ -297,19 +479,18 @@ def heldout_fit(targets: xr.Dataset, scores: xr.Dataset, units: list[str]) -> by
         ax.set_ylabel("rate (Hz)")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend()
-    fig.tight_layout()
-    return _png(fig)
+    _legend_above(fig, axes.flat, rows=rows)
+    return fig
 
 
-@_styled
-def score_distributions(scores: xr.Dataset) -> bytes:
+@_figure
+def score_distributions(scores: xr.Dataset):
     """Histograms of the per-(unit, condition) scores and, when there is a noise ceiling,
     held-out correlation against the ceiling (points under the diagonal are below it)."""
     names = [v for v in ("pearson_train", "pearson_heldout", "noise_ceiling") if v in scores]
     with_ceiling = "noise_ceiling" in scores and "pearson_heldout" in scores
-    fig, axes = plt.subplots(1, 2 if with_ceiling else 1, figsize=(10 if with_ceiling else 5.5, 3.2),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, 2 if with_ceiling else 1,
+                             figsize=(10 if with_ceiling else 5.5, 3.2), squeeze=False)
     ax = axes[0][0]
     for j, name in enumerate(names):
         values = scores[name].values.ravel()
@@ -318,7 +499,6 @@ def score_distributions(scores: xr.Dataset) -> bytes:
                 label=f"{name} (mean {values.mean():.2f})" if values.size else name)
     ax.set_xlabel("Pearson r per unit and condition")
     ax.set_ylabel("count")
-    ax.legend()
     if with_ceiling:
         ax = axes[0][1]
         ceiling = scores["noise_ceiling"].values.ravel()
@@ -329,5 +509,5 @@ def score_distributions(scores: xr.Dataset) -> bytes:
         ax.set_ylabel("model r (held-out)")
         ax.set_xlim(-0.2, 1.02)
         ax.set_ylim(-0.6, 1.02)
-    fig.tight_layout()
-    return _png(fig)
+    _legend_above(fig, axes[0])
+    return fig
