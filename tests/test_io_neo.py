@@ -81,7 +81,7 @@ def test_from_block_rejects_what_does_not_fit():
 
 
 def test_read_neo_errors(tmp_path):
-    with pytest.raises(FileFormatError, match="not found") as err:
+    with pytest.raises(FileFormatError, match="does not exist") as err:
         read_neo(tmp_path / "missing.nix")
     assert "missing.nix" in str(err.value)
     bad = tmp_path / "garbage.nix"

@@ -58,12 +58,34 @@ def write_nwb(block, path, **kwargs):
     return _write_nwb(block, path, **kwargs)
 
 
-def load(path: str | os.PathLike, **kwargs: Any):
+def load(path: str | os.PathLike, *, allow_pickle: bool = False, **kwargs: Any):
     """Load any supported recording file into a convention Block.
 
     ``.nwb`` files go to :func:`read_nwb`; everything else to :func:`read_neo`.
     Keyword arguments are passed to that reader.
+
+    ``allow_pickle``: read a Python pickle (``.pkl``, or any file whose first bytes are a
+    pickle). Off by default, since reading a pickle can run any code it contains: without
+    it such a file raises :class:`~cortexfit.exceptions.UnsafeFileError` and nothing in it
+    is run. Pass ``True`` only for a file you trust.
     """
-    if Path(path).suffix.lower() == ".nwb":
-        return read_nwb(path, **kwargs)
-    return read_neo(path, **kwargs)
+    path = Path(path)
+    if path.suffix.lower() == ".nwb":
+        if not _is_pickle(path):
+            return read_nwb(path, **kwargs)
+        # a pickle named .nwb: read_neo refuses it (or, trusted, reads it with PickleIO)
+        kwargs = {k: v for k, v in kwargs.items() if k not in _NWB_OPTIONS}
+    return read_neo(path, allow_pickle=allow_pickle, **kwargs)
+
+
+_NWB_OPTIONS = frozenset({"event_times", "event_columns", "unsorted_spikes", "trial_padding"})
+
+
+def _is_pickle(path: Path) -> bool:
+    """A file whose first bytes are a pickle (an unreadable path: False, the reader says why)."""
+    from .files import pickle_kind, read_head
+
+    try:
+        return path.is_file() and pickle_kind(read_head(path)) is not None
+    except OSError:
+        return False
