@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .. import __version__
+from .. import __version__, runfolder
 
 __all__ = ["Alert", "Download", "Figure", "Section", "Table", "slug", "write_report"]
 
@@ -129,7 +129,7 @@ def _table(t: Table | tuple[list[str], list[list[object]]]) -> dict:
 
 def write_report(path: str | Path, title: str, sections: list[Section], *, subtitle: str = "",
                  alerts: list[Alert] | None = None, alerts_title: str = "") -> Path:
-    """Write ``sections`` as a single HTML file at ``path`` and return the path.
+    """Write ``sections`` as a single HTML file at ``path`` (atomically) and return the path.
 
     ``alerts`` are shown first, in a red box headed ``alerts_title``."""
     path = Path(path)
@@ -156,5 +156,5 @@ def write_report(path: str | Path, title: str, sections: list[Section], *, subti
         alerts=list(alerts or []), alerts_title=alerts_title or "This fit is not a result",
         created=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
-    path.write_text(page, encoding="utf-8")
-    return path
+    # atomically (temporary file, fsync, rename): a kill or a full disk leaves the old page
+    return runfolder.write_text(path, page)
