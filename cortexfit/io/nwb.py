@@ -8,6 +8,15 @@ files (e.g. the ALM recordings of Economo et al. 2018, DANDI:000006).
 Every problem with the file itself is reported as a :class:`~cortexfit.exceptions.DataError`
 (or its subclass :class:`~cortexfit.exceptions.FileFormatError` when the file cannot be
 opened or is not NWB) naming the file, the field, what was found and what was expected.
+
+Damaged files (tested by flipping bits in and truncating a small file: ``tests/
+test_io_safety.py``): the HDF5 library can crash the process on some corrupt files, so the
+file is first read in a child process (``_probe_hdf5``) and a crash there is reported;
+the Units table's spike index is checked against the spike data, every table column
+against its table's length, and times against NaN, negative and impossibly large
+(> ``MAX_TIME``) values. Out-of-order spike times are sorted with a warning (published
+files have some); a flip that only changes a value to another plausible one cannot be
+detected (NWB files carry no checksums).
 """
 from __future__ import annotations
 
@@ -35,6 +44,7 @@ from .convention import (
     unit_annotations,
     unit_ids,
 )
+from .files import check_input_file, no_unpickling, os_error, read_head
 
 __all__ = ["read_nwb", "write_nwb"]
 
@@ -47,6 +57,10 @@ _RESERVED_UNIT_COLUMNS = frozenset(
 )
 _RESERVED_TRIAL_COLUMNS = frozenset({"id", "start_time", "stop_time", "tags", "timeseries"})
 _EVENT_SUFFIX = "_time"
+_NWB_EXPECTED = "an NWB 2 (.nwb) file"
+# No recording lasts 30 years: a time beyond this (seconds from the session's reference
+# time) is a corrupt value (e.g. a flipped exponent bit) or not in seconds.
+MAX_TIME = 1e9
 
 
 # --------------------------------------------------------------------------------------
@@ -157,11 +171,13 @@ def read_nwb(
     Raises
     ------
     FileFormatError
-        The file is missing, is not HDF5, is HDF5 but not NWB, or is corrupt/truncated.
+        The file is missing, a directory, unreadable (permissions), not HDF5, HDF5 but
+        not NWB, or corrupt/truncated (including a file that crashes the HDF5 library).
     DataError
-        No Units table, no units, no trials table, NaN/infinite/negative spike times,
-        unsorted spike times with ``unsorted_spikes="error"``, missing or non-increasing
-        trial times, an unknown or non-numeric name in ``event_columns``, or event times
+        No Units table, no units, no trials table, a spike index or column that does not
+        fit its table, NaN/infinite/negative/impossibly large (> 1e9 s) spike or trial
+        times, unsorted spike times with ``unsorted_spikes="error"``, missing or
+        non-increasing trial times, an unknown or non-numeric name in ``event_columns``, or event times
         whose convention cannot be inferred.
     ConfigError
         An option has an invalid value.
@@ -170,7 +186,8 @@ def read_nwb(
     path = Path(path)
     source = str(path)
     _check_nwb_file(path)
-    contents = _read_file(path, event_columns)
+    with no_unpickling(path):  # NWB holds no pickles; no library may unpickle from it
+        contents = _read_file(path, event_columns)
 
     units = contents.units
     spikes = [
@@ -268,35 +285,23 @@ def _check_read_options(
 def _check_nwb_file(path: Path) -> None:
     """Raise :class:`FileFormatError` unless ``path`` is an HDF5 file whose root is an NWBFile."""
     source = str(path)
-    if not path.exists():
-        raise FileFormatError(
-            "the NWB file does not exist", file=source, field="path", found="no such file",
-            expected="an existing NWB 2 (.nwb) file",
-        )
-    if not path.is_file():
-        raise FileFormatError(
-            "the NWB path is not a file", file=source, field="path", found="a directory",
-            expected="an NWB 2 (.nwb) file",
-        )
-    if not h5py.is_hdf5(source):
-        with open(path, "rb") as handle:
-            head = handle.read(16)
+    check_input_file(path, expected=_NWB_EXPECTED)
+    try:
+        is_hdf5 = _has_hdf5_signature(path)
+        head = read_head(path, 16)
+    except OSError as exc:
+        raise os_error(path, exc, _NWB_EXPECTED) from None
+    if not is_hdf5:
         raise FileFormatError(
             "the file is not an HDF5 file, so it cannot be NWB 2", file=source,
             field="HDF5 signature", found=f"file starting with {head!r}",
             expected="an NWB 2 file (HDF5, starting with b'\\x89HDF')",
             hint="NWB 1 and other formats are not supported; convert the file to NWB 2",
         )
-    try:
-        with h5py.File(source, "r") as handle:
-            kind = handle.attrs.get("neurodata_type")
-            entries = sorted(handle.keys())
-    except (OSError, RuntimeError, KeyError, ValueError) as exc:
-        raise FileFormatError(
-            "the HDF5 file cannot be opened: it is corrupt or truncated", file=source,
-            field="HDF5 structure", found=f"{type(exc).__name__}: {exc}",
-            expected="a complete, readable NWB 2 file",
-        ) from exc
+    info = _probe_hdf5(path)
+    if info is None:  # no probe process available: open the file here
+        info = _open_hdf5(path)
+    kind, entries = info["kind"], info["entries"]
     if isinstance(kind, bytes):
         kind = kind.decode(errors="replace")
     if kind != "NWBFile":
@@ -306,6 +311,151 @@ def _check_nwb_file(path: Path) -> None:
             found=f"{kind!r}; top-level entries {entries[:10]}",
             expected="'NWBFile' (an NWB 2 file)",
         )
+
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def _has_hdf5_signature(path: Path) -> bool:
+    """Whether the file has the HDF5 signature where the format puts it (offset 0, or
+    512, 1024, 2048, ... after a user block), read without the HDF5 library: its own test
+    (``h5py.is_hdf5``) opens the file, which a corrupt file can crash."""
+    size = path.stat().st_size
+    with open(path, "rb") as handle:
+        offset = 0
+        while offset + len(_HDF5_SIGNATURE) <= size:
+            handle.seek(offset)
+            if handle.read(len(_HDF5_SIGNATURE)) == _HDF5_SIGNATURE:
+                return True
+            offset = 512 if offset == 0 else offset * 2
+    return False
+
+
+# The HDF5 library can crash the process (segmentation fault) on some corrupt files: a
+# single flipped bit in an attribute's datatype does it. So, before the file is opened in
+# this process, a child process opens it, reads every attribute, follows every object
+# reference and reads the tables cortexfit reads (units, trials, electrodes) and every
+# small dataset: what pynwb and read_nwb then read here. A crash kills only the child.
+PROBE_TIMEOUT = 300.0  # seconds; only metadata and the tables are read
+_PROBE_SCRIPT = r"""
+import json, sys
+try:
+    import h5py
+    import numpy as np
+except Exception as exc:
+    print(json.dumps({"skip": repr(exc)}))
+    sys.exit(4)
+FULL = ("units", "intervals/trials", "general/extracellular_ephys/electrodes")
+LIMIT = 1 << 20
+where = ["/"]
+
+def follow(value, handle):
+    if isinstance(value, (h5py.Reference, h5py.RegionReference)):
+        if value:
+            handle[value]
+    elif isinstance(value, np.ndarray) and value.dtype == object:
+        for item in value.flat:
+            follow(item, handle)
+
+def visit(name, obj):
+    where[0] = name
+    for key in obj.attrs:
+        follow(obj.attrs[key], handle)
+    if isinstance(obj, h5py.Dataset):
+        obj.shape, obj.dtype
+        if name.startswith(FULL) or (obj.size or 0) <= LIMIT:
+            follow(obj[()], handle)
+
+try:
+    with h5py.File(sys.argv[1], "r") as handle:
+        kind = handle.attrs.get("neurodata_type")
+        entries = sorted(handle.keys())
+        for key in handle.attrs:
+            follow(handle.attrs[key], handle)
+        handle.visititems(visit)
+except Exception as exc:
+    print(json.dumps({"error": type(exc).__name__, "message": " ".join(str(exc).split()),
+                      "where": where[0]}))
+    sys.exit(3)
+if isinstance(kind, bytes):
+    kind = kind.decode(errors="replace")
+print(json.dumps({"kind": kind if isinstance(kind, str) else repr(kind), "entries": entries}))
+"""
+
+
+def _probe_hdf5(path: Path) -> dict[str, Any] | None:
+    """Read the file's structure in a child process (see ``_PROBE_SCRIPT``); return the
+    root's ``neurodata_type`` and top-level entries, None when no child process can be
+    started, or raise :class:`FileFormatError` when reading fails or crashes."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    if not sys.executable:
+        return None
+    source = str(path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _PROBE_SCRIPT, os.fspath(path)], capture_output=True,
+            timeout=PROBE_TIMEOUT, stdin=subprocess.DEVNULL, check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise FileFormatError(
+            "reading the HDF5 file's structure did not finish: it is probably corrupt",
+            file=source, field="HDF5 structure",
+            found=f"no result after {PROBE_TIMEOUT:g} s", expected=_NWB_EXPECTED,
+        ) from None
+    except OSError:  # cannot start a process here: read in this process only
+        return None
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        raise FileFormatError(
+            "the HDF5 library crashed reading the file: it is corrupt", file=source,
+            field="HDF5 structure", found=f"the reading process was killed by {name}",
+            expected="a complete, readable NWB 2 file",
+        )
+    try:
+        report = json.loads(done.stdout.decode(errors="replace").strip().splitlines()[-1])
+    except (ValueError, IndexError):
+        return None  # not our script's output (a broken interpreter?): read here
+    if "skip" in report:
+        return None
+    if "error" in report:
+        at = report.get("where") or "/"
+        raise FileFormatError(
+            "the HDF5 file cannot be read: it is corrupt or truncated", file=source,
+            field="HDF5 structure",
+            found=_shorten(f"{report['error']}: {report['message']}"
+                           + ("" if at == "/" else f" (at {at})")),
+            expected="a complete, readable NWB 2 file",
+        )
+    return report
+
+
+def _open_hdf5(path: Path) -> dict[str, Any]:
+    source = str(path)
+    try:
+        with h5py.File(source, "r") as handle:
+            kind = handle.attrs.get("neurodata_type")
+            entries = sorted(handle.keys())
+    except PermissionError as exc:
+        raise os_error(path, exc, _NWB_EXPECTED) from None
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise FileFormatError(
+            "the HDF5 file cannot be opened: it is corrupt or truncated", file=source,
+            field="HDF5 structure", found=_shorten(f"{type(exc).__name__}: {exc}"),
+            expected="a complete, readable NWB 2 file",
+        ) from exc
+    return {"kind": kind, "entries": entries}
+
+
+def _shorten(text: str, limit: int = 240) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _read_file(path: Path, event_columns: Sequence[str] | None) -> _FileData:
@@ -321,13 +471,29 @@ def _read_file(path: Path, event_columns: Sequence[str] | None) -> _FileData:
             annotations = _file_annotations(nwbfile)
     except CortexfitError:
         raise
+    except PermissionError as exc:
+        raise os_error(path, exc, _NWB_EXPECTED) from None
     except Exception as exc:  # noqa: BLE001 - any pynwb/hdmf/h5py failure means "unreadable"
+        where, what = _describe_failure(exc)
         raise FileFormatError(
             "the NWB file cannot be read: it is corrupt, truncated or not valid NWB 2",
-            file=source, field="NWB structure", found=f"{type(exc).__name__}: {exc}",
+            file=source, field=where or "NWB structure", found=what,
             expected="a complete NWB 2 file readable by pynwb",
         ) from exc
     return _FileData(units=units, trials=trials, annotations=annotations)
+
+
+def _describe_failure(exc: BaseException) -> tuple[str | None, str]:
+    """(where in the file, what went wrong) for an exception from pynwb, hdmf or h5py, as
+    one line: hdmf's ConstructError carries the builder (a dump of the group's contents)
+    and the reason, of which only the group's path and the reason are useful."""
+    where = None
+    text = str(exc)
+    args = getattr(exc, "args", ())
+    if type(exc).__name__ == "ConstructError" and len(args) == 2:
+        where = getattr(args[0], "path", None)
+        text = str(args[1])
+    return where, _shorten(f"{type(exc).__name__}: {text}")
 
 
 def _file_annotations(nwbfile: Any) -> dict[str, Any]:
@@ -395,6 +561,9 @@ def _read_units(nwbfile: Any, source: str) -> _UnitsData:
     spike_index = units["spike_times"]
     ends = np.asarray(spike_index.data[:], dtype=np.int64)
     flat = np.asarray(spike_index.target.data[:])
+    _check_ragged_index(ends, len(flat), n_units, source, "units.spike_times_index",
+                        "spike times")
+    _check_lengths(units, n_units, source, "units")
     begins = np.concatenate([[0], ends[:-1]])
     spike_times = [flat[begin:end] for begin, end in zip(begins, ends)]
 
@@ -410,7 +579,7 @@ def _read_units(nwbfile: Any, source: str) -> _UnitsData:
         for row in range(n_units):
             annotations[row][name] = values[row]
     if "location" not in units.colnames:
-        locations = _electrode_locations(nwbfile, units, n_units)
+        locations = _electrode_locations(nwbfile, units, n_units, source)
         if locations is not None:
             for row, location in enumerate(locations):
                 if location:
@@ -419,7 +588,46 @@ def _read_units(nwbfile: Any, source: str) -> _UnitsData:
     return _UnitsData(ids=ids, spike_times=spike_times, annotations=annotations)
 
 
-def _electrode_locations(nwbfile: Any, units: Any, n_units: int) -> list[str] | None:
+def _check_ragged_index(
+    ends: np.ndarray, n_values: int, n_rows: int, source: str, field: str, what: str
+) -> None:
+    """A ragged column's index (the end of each row's values) must be non-decreasing,
+    one per row, and end exactly at the last value: else rows would get other rows'
+    values or lose some, silently."""
+    problem = None
+    if ends.shape != (n_rows,):
+        problem = f"{ends.size} entries for {n_rows} rows"
+    elif n_rows and (ends[0] < 0 or np.any(np.diff(ends) < 0)):
+        problem = "entries that decrease (or are negative)"
+    elif n_rows and ends[-1] != n_values:
+        problem = f"a last entry of {int(ends[-1])} for {n_values} stored {what}"
+    if problem is not None:
+        raise DataError(
+            f"the index of the {what} does not fit the data: the file is corrupt",
+            file=source, field=field, found=problem,
+            expected=f"one non-decreasing end position per row, the last = {n_values}",
+        )
+
+
+def _check_lengths(table: Any, n_rows: int, source: str, name: str) -> None:
+    """Every plain column of an NWB table must hold one value per row (per id)."""
+    for column_name in table.colnames:
+        column = table[column_name]
+        if _column_kind(column) != "scalar":
+            continue
+        length = len(column.data)
+        if length != n_rows:
+            raise DataError(
+                f"a column of the {name} table does not have one value per row: the file is "
+                "corrupt", file=source, field=f"{name}.{column_name}",
+                found=f"{length} values for {n_rows} rows (ids)",
+                expected=f"{n_rows} values",
+            )
+
+
+def _electrode_locations(
+    nwbfile: Any, units: Any, n_units: int, source: str
+) -> list[str] | None:
     """Each unit's electrode location(s) (``" | "``-joined if several), or None if unknown."""
     electrodes = getattr(nwbfile, "electrodes", None)
     if electrodes is None or "location" not in electrodes.colnames:
@@ -429,7 +637,16 @@ def _electrode_locations(nwbfile: Any, units: Any, n_units: int) -> list[str] | 
     region_index = units["electrodes"]
     ends = np.asarray(region_index.data[:], dtype=np.int64)
     rows = np.asarray(region_index.target.data[:], dtype=np.int64)
+    _check_ragged_index(ends, len(rows), n_units, source, "units.electrodes_index",
+                        "electrode references")
     location_column = _column_values(electrodes["location"])
+    if rows.size and (rows.min() < 0 or rows.max() >= len(location_column)):
+        raise DataError(
+            "a unit refers to an electrode that is not in the electrodes table: the file is "
+            "corrupt", file=source, field="units.electrodes",
+            found=f"electrode rows {int(rows.min())} to {int(rows.max())}",
+            expected=f"rows 0 to {len(location_column) - 1}",
+        )
     locations = []
     begin = 0
     for end in ends[:n_units]:
@@ -454,6 +671,7 @@ def _read_trials(
             found="0 trials", expected="at least one trial",
         )
     colnames = list(trials.colnames)
+    _check_lengths(trials, len(trials), source, "trials")
     start = np.asarray(trials["start_time"].data[:], dtype=np.float64)
     stop = np.asarray(trials["stop_time"].data[:], dtype=np.float64)
     ids: list[Any] = [int(i) for i in np.asarray(trials.id.data[:])]
@@ -519,6 +737,7 @@ def _clean_unit_spikes(
 ) -> np.ndarray:
     where = f"units.spike_times (unit {unit_id})"
     cleaned = clean_spike_times(times, source=source, field=where, unsorted=unsorted)
+    _check_not_huge(cleaned, source, where, "spike times")
     if cleaned.size and cleaned[0] < 0:
         n_negative = int(np.sum(cleaned < 0))
         raise DataError(
@@ -527,6 +746,19 @@ def _clean_unit_spikes(
             expected="spike times >= 0 s on the session clock",
         )
     return cleaned
+
+
+def _check_not_huge(values: np.ndarray, source: str, field: str, what: str) -> None:
+    finite = values[np.isfinite(values)]
+    if finite.size and np.abs(finite).max() > MAX_TIME:
+        n_huge = int(np.sum(np.abs(finite) > MAX_TIME))
+        raise DataError(
+            f"{what} are impossibly large: the file is corrupt or the times are not in seconds",
+            file=source, field=field,
+            found=f"{n_huge} value(s) beyond {MAX_TIME:.0e} s (~30 years), the largest "
+            f"{np.abs(finite).max():.4g} s",
+            expected="times in seconds from the session's reference time",
+        )
 
 
 def _check_trial_times(trials: _TrialsData, source: str) -> None:
@@ -540,6 +772,10 @@ def _check_trial_times(trials: _TrialsData, source: str) -> None:
             f"{trials.start[row]}",
             expected="a finite start_time (seconds) for every trial",
         )
+    _check_not_huge(trials.start, source, "trials.start_time", "trial start times")
+    _check_not_huge(trials.stop, source, "trials.stop_time", "trial stop times")
+    for name, values in trials.events.items():
+        _check_not_huge(values, source, f"trials.{name}", "event times")
     if trials.start.size and trials.start.min() < 0:
         row = int(np.argmin(trials.start))
         raise DataError(
