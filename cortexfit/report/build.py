@@ -306,14 +306,54 @@ def _recording_rows(recording: xr.Dataset, targets: xr.Dataset, config: dict) ->
     return rows
 
 
-def _data_spike_rows(recording: xr.Dataset):
-    """recording.nc's example spikes as CSV rows: trial, condition, unit, time."""
-    trials = recording["example_trial"].values
-    labels = recording["example_condition"].values
-    units = recording["unit"].values if "unit" in recording.coords else None
-    for t, u, j in zip(recording["spike_time"].values, recording["spike_unit"].values,
-                       recording["spike_trial"].values):
-        yield [trials[j], labels[j], units[u] if units is not None else int(u), f"{t:.5f}"]
+#: the columns of a raster's CSV: one row per trial and unit, its spike times space-separated
+SPIKE_COLUMNS = ["trial", "condition", "unit", "n_spikes", "spike_times_s"]
+
+
+def _spike_rows(times: np.ndarray, units: np.ndarray, trials: np.ndarray,
+                unit_labels: dict[int, str], trial_labels, condition_labels):
+    """Spikes (time, unit index, trial index) as CSV rows of :data:`SPIKE_COLUMNS`, one per
+    trial and unit of ``unit_labels`` (unit index -> label; silent units included), times
+    in s to 0.1 ms: a raster's data in a quarter of the bytes of one row per spike."""
+    n_units = max(unit_labels, default=-1) + 1
+    key = trials.astype(np.int64) * n_units + units
+    order = np.lexsort((times, key))
+    key, times = key[order], times[order]
+    for j, (trial, condition) in enumerate(zip(trial_labels, condition_labels)):
+        for u, label in unit_labels.items():
+            lo, hi = np.searchsorted(key, [j * n_units + u, j * n_units + u + 1])
+            yield [trial, condition, label, int(hi - lo),
+                   " ".join(f"{t:.4f}" for t in times[lo:hi])]
+
+
+def _data_spike_rows(recording: xr.Dataset, units: set[str] | None = None,
+                     conditions: list[str] | None = None):
+    """recording.nc's example spikes as :func:`_spike_rows` (only ``units`` and
+    ``conditions`` when given)."""
+    labels = ([str(u) for u in recording["unit"].values] if "unit" in recording.coords else
+              [str(u) for u in range(int(recording["spike_unit"].max()) + 1)])
+    trials = [str(t) for t in recording["example_trial"].values]
+    shown = [str(c) for c in recording["example_condition"].values]
+    keep = [j for j, c in enumerate(shown) if conditions is None or c in conditions]
+    index = np.full(len(trials), -1)
+    index[keep] = np.arange(len(keep))
+    spike_trial = index[recording["spike_trial"].values]
+    inside = spike_trial >= 0
+    yield from _spike_rows(
+        recording["spike_time"].values[inside], recording["spike_unit"].values[inside],
+        spike_trial[inside], {k: u for k, u in enumerate(labels) if units is None or u in units},
+        [trials[j] for j in keep], [shown[j] for j in keep])
+
+
+def _model_spike_rows(run: RunFiles):
+    """scores.nc's model example spikes as :func:`_spike_rows`."""
+    scores = run.scores
+    conditions = [str(c) for c in scores["model_example_condition"].values]
+    yield from _spike_rows(
+        scores["model_spike_time"].values, scores["model_spike_unit"].values,
+        scores["model_spike_trial"].values,
+        dict(enumerate(str(u) for u in run.targets["unit"].values)),
+        [str(t) for t in scores["model_example_trial"].values], conditions)
 
 
 def _recording_section(run: RunFiles, examples: list[str]) -> Section:
@@ -329,8 +369,7 @@ def _recording_section(run: RunFiles, examples: list[str]) -> Section:
                      "Spike rasters of one trial of each condition, aligned on "
                      f"{recording.attrs.get('align_event', 'the event')}; vertical lines mark "
                      "the trial events.")
-        fig.downloads.append(_csv_download(run, "data-rasters",
-                                           ["trial", "condition", "unit", "time_s"],
+        fig.downloads.append(_csv_download(run, "data-rasters", SPIKE_COLUMNS,
                                            _data_spike_rows(recording)))
         figs.append(fig)
     figs.append(_svg_figure(
@@ -456,15 +495,6 @@ def _raster_panels(run: RunFiles, row_of_unit: np.ndarray):
     return data, model
 
 
-def _model_spike_rows(run: RunFiles):
-    units = run.targets["unit"].values
-    labels = run.scores["model_example_condition"].values
-    for t, u, j in zip(run.scores["model_spike_time"].values,
-                       run.scores["model_spike_unit"].values,
-                       run.scores["model_spike_trial"].values):
-        yield ["model", int(j), labels[j], units[u], f"{t:.5f}"]
-
-
 def _rasters_figure(run: RunFiles) -> Figure:
     order = figures.peak_order(run.targets["rate"])
     row_of_unit = np.empty(order.size, dtype=np.int64)
@@ -489,11 +519,10 @@ def _rasters_figure(run: RunFiles) -> Figure:
     rows = []
     if "spike_time" in run.recording and "unit" in run.recording.coords:
         fitted = {str(u) for u in run.targets["unit"].values}
-        rows = [["data"] + r for r in _data_spike_rows(run.recording)
-                if str(r[2]) in fitted and str(r[1]) in run.conditions]
-    rows += list(_model_spike_rows(run))
+        rows = [["data"] + r for r in _data_spike_rows(run.recording, fitted, run.conditions)]
+    rows += [["model"] + r for r in _model_spike_rows(run)]
     return Figure(rendered.png, caption, downloads=[_csv_download(
-        run, "rasters-data-model", ["source", "trial", "condition", "unit", "time_s"], rows)])
+        run, "rasters-data-model", ["source"] + SPIKE_COLUMNS, rows)])
 
 
 def _fit_section(run: RunFiles, examples: list[str]) -> Section:

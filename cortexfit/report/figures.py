@@ -130,8 +130,10 @@ def peak_order(rate: xr.DataArray) -> np.ndarray:
 
 def _heatmap(ax, values: np.ndarray, time: np.ndarray, vmax: float):
     half = (time[1] - time[0]) / 2 if time.size > 1 else 0.5
-    # "none": one rectangle per (unit, bin); SVG embeds the data-sized image, not a resample
-    image = ax.imshow(values, aspect="auto", origin="lower", interpolation="none",
+    # "none": one rectangle per (unit, bin), and SVG embeds the data-sized image; beyond a
+    # few hundred units a display-sized resample keeps the SVG small (as the PNG shows it)
+    image = ax.imshow(values, aspect="auto", origin="lower",
+                      interpolation="none" if values.size <= 40_000 else "nearest",
                       extent=[time[0] - half, time[-1] + half, 0, values.shape[0]], vmin=0,
                       vmax=vmax, cmap="viridis")
     ax.axvline(0, color="w", lw=0.8, ls="--")
