@@ -31,6 +31,7 @@ from .exceptions import ConfigError, TargetError
 from .metrics import DIMENSIONLESS, pearson, pearson_kernel, r2, rmse, spearman_brown
 
 __all__ = ["model_rates", "score", "summarize", "noise_ceiling", "split_half_reliability",
+           "example_model_spikes",
            "CEILING_TRIALS", "SCORE_VARIABLES"]
 
 
@@ -51,14 +52,7 @@ def model_rates(fitted, targets: xr.Dataset, *, n_trials: int = 10, seed: int = 
         raise ConfigError("n_trials must be >= 1", field="n_trials", found=n_trials,
                           expected=">= 1")
     tg = fitted.targets_
-    units = [str(u) for u in targets["unit"].values]
-    recorded = {unit: k for k, (unit, role) in enumerate(zip(tg.recorded_unit, tg.roles))
-                if role == "recorded"}
-    missing = [u for u in units if u not in recorded]
-    if missing:
-        raise ConfigError("the model has no neuron for some recorded units", field="unit",
-                          found=missing[:10], expected="units the model was trained on")
-    neurons = np.array([recorded[u] for u in units])
+    units, neurons = _recorded_neurons(fitted, targets)
     start = float(targets.attrs["window_start"])
     stop = float(targets.attrs["window_stop"])
     t_first = float(fitted.update_times_[0] - fitted.update_every)  # window start on the
@@ -106,6 +100,19 @@ _CEILING_METHOD = (
     "correlation of a noiseless prediction equal to the true mean rate with the n_s-trial "
     "average; splits drawn by numpy default_rng([seed, crc32(condition label)])"
 )
+
+
+def _recorded_neurons(fitted, targets: xr.Dataset) -> tuple[list[str], np.ndarray]:
+    """The targets' units and the index of each one's model neuron."""
+    tg = fitted.targets_
+    units = [str(u) for u in targets["unit"].values]
+    recorded = {unit: k for k, (unit, role) in enumerate(zip(tg.recorded_unit, tg.roles))
+                if role == "recorded"}
+    missing = [u for u in units if u not in recorded]
+    if missing:
+        raise ConfigError("the model has no neuron for some recorded units", field="unit",
+                          found=missing[:10], expected="units the model was trained on")
+    return units, np.array([recorded[u] for u in units], dtype=np.int64)
 
 
 def _check_int_arg(value, name: str, lo: int) -> int:
@@ -628,16 +635,10 @@ def example_model_spikes(fitted, targets: xr.Dataset, *, seed: int,
                           expected="a fitted RLSFit")
     n_per_condition = _check_int_arg(n_per_condition, "n_per_condition", 1)
     tg = fitted.targets_
-    units = [str(u) for u in targets["unit"].values]
-    recorded = {unit: k for k, (unit, role) in enumerate(zip(tg.recorded_unit, tg.roles))
-                if role == "recorded"}
-    missing = [u for u in units if u not in recorded]
-    if missing:
-        raise ConfigError("the model has no neuron for some recorded units", field="unit",
-                          found=missing[:10], expected="units the model was trained on")
+    units, neurons = _recorded_neurons(fitted, targets)
     # model neuron index -> position in the targets' unit order (-1: not a recorded unit)
     unit_of_neuron = np.full(len(tg.neuron_ids), -1, dtype=np.int64)
-    unit_of_neuron[[recorded[u] for u in units]] = np.arange(len(units))
+    unit_of_neuron[neurons] = np.arange(len(units))
     start = float(fitted.update_times_[0] - fitted.update_every)
     stop = float(targets.attrs.get("window_stop", fitted.update_times_[-1]))
     times, spike_units, trials, labels, seeds = [], [], [], [], []

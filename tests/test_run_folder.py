@@ -426,3 +426,45 @@ def test_the_readme_minimal_config_on_the_alm_file_warns_that_the_model_is_silen
     assert "below the floor" in err and "only 3 neurons" in err
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "silent" in html and "only 3 neurons" in html
+
+
+def test_a_crafted_pickle_in_a_config_does_not_run(tmp_path, capsys):
+    """`[data] format = "neo"` with a .pkl path: refused before anything is read or written,
+    unless the config says it trusts the file."""
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    (tmp_path / "rec.pkl").write_bytes(pickle.dumps(Evil()))
+    config = tmp_path / "neo.toml"
+    config.write_text('[data]\nformat = "neo"\npath = "rec.pkl"\n'
+                      'align = "go"\nwindow = [0.0, 1.0]\n')
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "pickle" in err and "allow_pickle = true" in err and "Traceback" not in err
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "out").exists()
+    from cortexfit.config import parse_config
+
+    assert parse_config({"data": {"format": "neo", "path": "x.pkl", "align": "go",
+                                  "window": [0.0, 1.0], "allow_pickle": True}}
+                        ).data.allow_pickle is True
+
+
+def test_a_full_disk_while_a_file_is_written_keeps_the_old_file(tmp_path, monkeypatch):
+    page = tmp_path / "index.html"
+    page.write_text("<html>old</html>")
+    original = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        original(self, text[: len(text) // 2], *args, **kwargs)
+        raise OSError(errno.ENOSPC, "No space left on device", str(self))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError) as info:
+        rf.write_text(page, "<html>" + "new " * 1000 + "</html>")
+    assert rf.os_error_message(info.value)[0] == "the disk is full"
+    monkeypatch.setattr(Path, "write_text", original)
+    assert page.read_text() == "<html>old</html>"
+    _no_temp_files(tmp_path)
