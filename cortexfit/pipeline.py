@@ -214,6 +214,8 @@ def _check_out(out: Path, resolved: dict[str, Any], force: bool) -> tuple[str, d
         raise ConfigError("the run folder is a file", file=out, field="--out",
                           found="an existing file", expected="a folder (new or a run folder)")
     kind, manifest, names = folder_contents(out)
+    if kind == "other" and RunLock(out).in_use():  # a run that has just begun writing
+        RunLock(out).acquire()  # raises the message that names the run holding it
     if kind == "other" and not force:
         shown = ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
         raise RunFolderError(

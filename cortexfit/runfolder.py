@@ -149,6 +149,20 @@ class RunLock:
         except (OSError, ValueError):
             return {}
 
+    def in_use(self) -> bool:
+        """Whether a live run holds the lock (a probe that creates nothing)."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's lock
+        return False
+
     def acquire(self) -> RunLock:
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
