@@ -90,6 +90,12 @@ class RunContext:
         if self._targets is None:
             self._targets = _model_targets(self)
 
+    def drop_synthetic_source(self) -> None:
+        """Remove the temporary copy (once it is in the run folder)."""
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = self._synthetic = None
+
     def synthetic_source(self) -> Path:
         """The embedded synthetic recording as NWB: the run folder's copy when it is
         intact, else generated into a temporary folder (moved in by the load stage)."""
@@ -191,6 +197,7 @@ def stage_load(ctx: RunContext) -> str:
         if source != ctx.out / "synthetic.nwb":
             with atomic_path(ctx.out / "synthetic.nwb") as tmp:
                 shutil.copyfile(source, tmp)
+            ctx.drop_synthetic_source()
     if fmt == "alm_kim2023_psth":
         from .datasets import load_alm_psth
 
