@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +47,7 @@ import numpy as np
 import scipy.sparse as sp
 import xarray as xr
 
+from .atomic import atomic_path
 from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverged
 from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
@@ -563,10 +563,8 @@ class RLSFit:
             "attrs_history": _to_json(history_attrs),
             **{f"history_{name}": self.history_[name].values for name in self.history_.data_vars},
         }
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb") as fh:
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **arrays)
-        os.replace(tmp, path)
         return path
 
     @classmethod
@@ -673,19 +671,12 @@ class RLSFit:
                          net: Network, packed: np.ndarray, frozen: np.ndarray,
                          history: dict[str, list[float]]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.close(fd)
-        try:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, fingerprint=fingerprint, loops_done=loops_done,
-                         plastic=net.plastic.data, frozen=frozen, packed=packed,
-                         neuron=state.neuron, r=state.r, u=state.u, noise=state.noise,
-                         step=state.step, **{f"history_{k}": np.asarray(v)
-                                             for k, v in history.items()})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, fingerprint=fingerprint, loops_done=loops_done,
+                     plastic=net.plastic.data, frozen=frozen, packed=packed,
+                     neuron=state.neuron, r=state.r, u=state.u, noise=state.noise,
+                     step=state.step, **{f"history_{k}": np.asarray(v)
+                                         for k, v in history.items()})
 
     def _load_checkpoint(self, path: Path, fingerprint: str, net: Network, packed: np.ndarray,
                          frozen: np.ndarray):

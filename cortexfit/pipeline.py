@@ -59,18 +59,11 @@ from typing import Any
 import xarray as xr
 
 from . import __version__
+from .atomic import file_record, record_matches, write_text
 from .config import RunConfig, load_config, parse_config, resolve, to_toml
 from .exceptions import ConfigError, CortexfitWarning, RunFolderError
 from .provenance import package_versions, run_stamp
-from .runfolder import (
-    MANIFEST_NAME,
-    RunLock,
-    file_record,
-    folder_contents,
-    os_error_message,
-    record_matches,
-    write_text,
-)
+from .runfolder import MANIFEST_NAME, RunLock, folder_contents, os_error_message
 
 __all__ = [
     "STAGES",

@@ -16,15 +16,10 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .atomic import atomic_path, record_matches, write_netcdf, write_text
 from .config import RunConfig, resolve
 from .exceptions import ConfigError
-from .runfolder import (
-    MANIFEST_NAME,
-    atomic_path,
-    record_matches,
-    write_netcdf,
-    write_text,
-)
+from .runfolder import MANIFEST_NAME
 
 if TYPE_CHECKING:
     from .pipeline import Console
@@ -403,8 +398,7 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
     fitted = RLSFit(**settings, checkpoint=str(ckpt),
                     checkpoint_every=ctx.config.training.checkpoint_every,
                     progress=ctx.console.bars).fit(ctx.targets, resume=resume)
-    with atomic_path(ctx.out / "model.npz") as tmp:
-        fitted.save(tmp)
+    fitted.save(ctx.out / "model.npz")
     _write_nc(fitted.history_, ctx.out / "history.nc")
     ckpt.unlink(missing_ok=True)
     ctx._fitted = fitted
@@ -509,8 +503,7 @@ def stage_diagnostics(ctx: RunContext) -> str:
             bar.set_postfix_str(name)
             found[name] = job()
             bar.update()
-    with atomic_path(ctx.out / "diagnostics.nc") as tmp:
-        diagnostics.save_diagnostics(tmp, **found)
+    diagnostics.save_diagnostics(ctx.out / "diagnostics.nc", **found)
     lesion = found["lesion"]["mean_pearson"].mean("repeat")
     split = "heldout" if "heldout" in lesion["split"].values else "train"
     worst = float(lesion.sel(split=split).isel(fraction=-1))

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
+import cortexfit.atomic as atomic
 import cortexfit.runfolder as rf
 import cortexfit.stages as st
 from cortexfit.cli import main
@@ -92,7 +93,7 @@ class _Killed(BaseException):
 def _killed_during_write(monkeypatch, name: str):
     """Write ``name`` up to the rename and then die like a killed process: the temporary
     file stays, the old file stays, the manifest says the stage started but did not end."""
-    original = rf.atomic_path
+    original = atomic.atomic_path
 
     @contextmanager
     def dying(path, mode=0o644):
@@ -105,18 +106,20 @@ def _killed_during_write(monkeypatch, name: str):
         yield tmp
         raise _Killed
 
-    monkeypatch.setattr(rf, "atomic_path", dying)
-    monkeypatch.setattr(st, "atomic_path", dying)
+    users = [m for name, m in list(sys.modules.items()) if name.startswith("cortexfit")
+             and getattr(m, "atomic_path", None) is original]  # every module that writes
+    for module in users:
+        monkeypatch.setattr(module, "atomic_path", dying)
     with pytest.raises(_Killed):
         yield
-    monkeypatch.setattr(rf, "atomic_path", original)
-    monkeypatch.setattr(st, "atomic_path", original)
+    for module in users:
+        monkeypatch.setattr(module, "atomic_path", original)
 
 
 def _cheap_report(monkeypatch) -> None:
     """The report stage writes a stub (it is the slowest stage and not under test here)."""
     monkeypatch.setattr(st, "stage_report", lambda ctx: (
-        rf.write_text(ctx.out / "index.html", "<html>stub</html>"), "stub")[1])
+        atomic.write_text(ctx.out / "index.html", "<html>stub</html>"), "stub")[1])
 
 
 # a change that makes this stage (and the ones after it) run again
@@ -325,7 +328,7 @@ def test_a_read_only_folder_gives_the_message(base_run, tmp_path, capsys, monkey
     def denied(*args, **kwargs):  # what mkstemp raises in a folder without write permission
         raise PermissionError(errno.EACCES, "Permission denied", str(out / ".x.tmp"))
 
-    monkeypatch.setattr(rf.tempfile, "mkstemp", denied)
+    monkeypatch.setattr(atomic.tempfile, "mkstemp", denied)
     assert main(["run", str(config), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "permission denied" in err and "Traceback" not in err and "--out" in err
@@ -463,7 +466,7 @@ def test_a_full_disk_while_a_file_is_written_keeps_the_old_file(tmp_path, monkey
 
     monkeypatch.setattr(Path, "write_text", full)
     with pytest.raises(OSError) as info:
-        rf.write_text(page, "<html>" + "new " * 1000 + "</html>")
+        atomic.write_text(page, "<html>" + "new " * 1000 + "</html>")
     assert rf.os_error_message(info.value)[0] == "the disk is full"
     monkeypatch.setattr(Path, "write_text", original)
     assert page.read_text() == "<html>old</html>"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import xarray as xr
 
+from ..atomic import atomic_path
 from ..exceptions import ConfigError, FileFormatError
 
 __all__ = ["save_diagnostics", "load_diagnostics"]
@@ -27,14 +28,11 @@ def save_diagnostics(path: str | os.PathLike, **datasets: xr.Dataset) -> Path:
         if not isinstance(ds, xr.Dataset):
             raise ConfigError("not an xarray Dataset", field=name, found=type(ds).__name__,
                               expected="xarray.Dataset")
-    tmp = path.with_name(path.name + ".tmp")
-    if tmp.exists():
-        tmp.unlink()
-    xr.Dataset(attrs={"groups": ",".join(datasets), "written_by": "cortexfit"}).to_netcdf(
-        tmp, engine="h5netcdf", mode="w")
-    for name, ds in datasets.items():
-        ds.to_netcdf(tmp, group=name, mode="a", engine="h5netcdf")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        xr.Dataset(attrs={"groups": ",".join(datasets), "written_by": "cortexfit"}).to_netcdf(
+            tmp, engine="h5netcdf", mode="w")
+        for name, ds in datasets.items():
+            ds.to_netcdf(tmp, group=name, mode="a", engine="h5netcdf")
     return path
 
 

@@ -42,11 +42,11 @@ import inspect
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path
 from ..exceptions import ConfigError
 from . import izhikevich
 from .izhikevich import CELL_TYPES, IzhikevichParams
@@ -197,15 +197,8 @@ def _load(path: Path, key: str) -> tuple[np.ndarray, np.ndarray] | None:
 def _save(path: Path, key: str, cell_type: str, x: np.ndarray, rate: np.ndarray) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-        try:
-            os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache can be shared
-            with os.fdopen(fd, "wb") as handle:
-                np.savez(handle, x=x, rate=rate, key=np.array(key), cell_type=np.array(cell_type))
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, x=x, rate=rate, key=np.array(key), cell_type=np.array(cell_type))
     except OSError as exc:  # read-only or missing home: keep the table in memory only
         log.debug("could not write the f-I cache file %s: %s", path, exc)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from .. import __version__, runfolder
+from .. import __version__, atomic
 
 __all__ = ["Alert", "Download", "Figure", "Section", "Table", "slug", "write_report"]
 
@@ -157,4 +157,4 @@ def write_report(path: str | Path, title: str, sections: list[Section], *, subti
         created=_dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
     )
     # atomically (temporary file, fsync, rename): a kill or a full disk leaves the old page
-    return runfolder.write_text(path, page)
+    return atomic.write_text(path, page)
