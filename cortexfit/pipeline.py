@@ -47,7 +47,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sys
 import time
 import tomllib
 import warnings
@@ -58,12 +57,15 @@ from typing import Any
 
 import xarray as xr
 
-from . import __version__
+from . import __version__, stages
 from .atomic import file_record, record_matches, write_text
 from .config import RunConfig, load_config, parse_config, resolve, to_toml
+from .console import Console
 from .exceptions import ConfigError, CortexfitWarning, RunFolderError
 from .provenance import package_versions, run_stamp
 from .runfolder import MANIFEST_NAME, RunLock, folder_contents, os_error_message
+from .stages import RunContext as _Run
+from .stages import _data_files, _dataset_info, _file_stamp, scores_by_split  # noqa: F401
 
 __all__ = [
     "STAGES",
@@ -80,23 +82,6 @@ STAGES = ("load", "targets", "fit", "evaluate", "diagnostics", "report")
 
 
 # ---------------------------------------------------------------------- console
-class Console:
-    """What a run prints: 0 quiet (errors and the report path only), 1 one line per stage
-    and progress bars, 2 also the resolved config, warnings' sources and file names."""
-
-    def __init__(self, verbosity: int = 1, stream=None):
-        self.verbosity = verbosity
-        self.stream = stream or sys.stderr
-
-    def say(self, text: str, level: int = 1) -> None:
-        if self.verbosity >= level:
-            print(text, file=self.stream, flush=True)
-
-    @property
-    def bars(self) -> bool:
-        return self.verbosity >= 1
-
-
 @dataclass
 class RunResult:
     """Where a run wrote its files and what each stage did (``"ran"`` or ``"skipped"``)."""
@@ -131,10 +116,6 @@ def stage_status(out: str | Path) -> dict[str, dict[str, Any]]:
     return _read_manifest(Path(out))
 
 
-# ---------------------------------------------------------------------- stages
-from . import stages
-from .stages import RunContext as _Run
-from .stages import _data_files, _dataset_info, _file_stamp, scores_by_split  # noqa: F401
 
 # ---------------------------------------------------------------------- the run
 _SECTIONS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -18,11 +18,9 @@ import xarray as xr
 from . import __version__
 from .atomic import atomic_path, record_matches, write_netcdf, write_text
 from .config import RunConfig, resolve
+from .console import Console
 from .exceptions import ConfigError
 from .runfolder import MANIFEST_NAME
-
-if TYPE_CHECKING:
-    from .pipeline import Console
 
 _NC = {"engine": "h5netcdf"}
 
