@@ -28,8 +28,8 @@ from cortexfit import cli
 from cortexfit.datasets.synthetic import write_synthetic_nwb
 from cortexfit.exceptions import DataError, FileFormatError, UnsafeFileError
 from cortexfit.io import from_spike_times, load, read_neo, read_nwb, unit_ids, write_nix
-from cortexfit.io import nwb as nwb_module
 from cortexfit.io.files import no_unpickling, pickle_kind
+from cortexfit.io.nwb import checks as nwb_checks
 
 # --------------------------------------------------------------------------------------
 # Helpers
@@ -417,7 +417,7 @@ def test_a_file_that_crashes_the_hdf5_library_is_reported(tmp_path, small_nwb, c
 
 
 def test_a_probe_that_dies_is_reported_whatever_the_signal(tmp_path, small_nwb, monkeypatch):
-    monkeypatch.setattr(nwb_module, "_PROBE_SCRIPT", "import os, signal; os.abort()")
+    monkeypatch.setattr(nwb_checks, "_PROBE_SCRIPT", "import os, signal; os.abort()")
     with pytest.raises(FileFormatError, match="killed by SIGABRT"):
         read_nwb(small_nwb)
 
