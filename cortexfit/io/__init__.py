@@ -20,7 +20,9 @@ from .convention import (
     unit_annotations,
     unit_ids,
 )
+from .files import pickle_kind, read_head
 from .neo import from_block, read_neo, split_trials, write_nix
+from .nwb import read_nwb, write_nwb
 
 __all__ = [
     "Trial",
@@ -42,20 +44,6 @@ __all__ = [
     "write_nix",
     "write_nwb",
 ]
-
-
-def read_nwb(path, **kwargs):
-    """Read an NWB file (Units + trials table) into a Block: see :mod:`cortexfit.io.nwb`."""
-    from .nwb import read_nwb as _read_nwb
-
-    return _read_nwb(path, **kwargs)
-
-
-def write_nwb(block, path, **kwargs):
-    """Write a convention Block as NWB: see :mod:`cortexfit.io.nwb`."""
-    from .nwb import write_nwb as _write_nwb
-
-    return _write_nwb(block, path, **kwargs)
 
 
 def load(path: str | os.PathLike, *, allow_pickle: bool = False, **kwargs: Any):
@@ -83,8 +71,6 @@ _NWB_OPTIONS = frozenset({"event_times", "event_columns", "unsorted_spikes", "tr
 
 def _is_pickle(path: Path) -> bool:
     """A file whose first bytes are a pickle (an unreadable path: False, the reader says why)."""
-    from .files import pickle_kind, read_head
-
     try:
         return path.is_file() and pickle_kind(read_head(path)) is not None
     except OSError:
