@@ -15,6 +15,14 @@ A config has these sections (every key optional; ``cortexfit demo`` is the empty
                    spectrum, quasistatic, perturbation, lyapunov, lyapunov_seeds
     [report]       title, example_units
 
+Every default and every choice that a library function also checks is declared once, by
+the library (its signature's default, a constant or ``Literal`` next to it: e.g.
+:data:`cortexfit.targets.Kernel`, :data:`cortexfit.evaluate.DEFAULT_N_TRIALS`), and read
+from there; ``tests/test_contract.py`` asserts that the config and the library agree on
+every key's default, choices and bounds. ``[auxiliary] tau_s`` defaults to
+``[network] tau_s`` (the paper filters the auxiliary targets with the synaptic time
+constant); setting the two to different values is an error.
+
 Validation is done by pydantic models with ``extra="forbid"`` and strict types (TOML has
 real integers, floats, booleans and strings, so ``"0.02"`` for a number is a mistake, not a
 conversion). Every problem becomes one :class:`~cortexfit.exceptions.ConfigError` naming the
@@ -29,7 +37,9 @@ preset's values) so that the run folder's ``config.toml`` says exactly what ran.
 """
 from __future__ import annotations
 
+import dataclasses
 import difflib
+import inspect
 import re
 import tomllib
 from pathlib import Path
@@ -37,7 +47,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from . import diagnostics
+from .auxiliary import add_auxiliary
+from .evaluate import score
 from .exceptions import ConfigError
+from .fit import RLSFit
+from .neurons.base import model_names
+from .targets import Kernel, make_targets
 
 __all__ = ["RunConfig", "load_config", "parse_config", "resolve", "DATA_FORMATS", "to_toml"]
 
@@ -54,6 +70,18 @@ _STRICT = ConfigDict(extra="forbid", strict=True, validate_default=True)
 PositiveFloat = Annotated[float, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0, le=1)]
 Scalar = Union[str, int, float, bool]
+
+
+def _default(func, name: str) -> Any:
+    """The default of ``func``'s argument ``name``: the library owns the default, the
+    config reads it (so the two cannot drift apart)."""
+    if dataclasses.is_dataclass(func):
+        value = {f.name: f.default for f in dataclasses.fields(func)}[name]
+    else:
+        value = inspect.signature(func).parameters[name].default
+    if value in (inspect.Parameter.empty, dataclasses.MISSING):
+        raise TypeError(f"{func.__qualname__}({name}) has no default")
+    return list(value) if isinstance(value, tuple) else value
 
 
 class _Section(BaseModel):
@@ -112,22 +140,23 @@ class DataSection(_Section):
 class TargetsSection(_Section):
     """Binning and smoothing of the trial-averaged targets, the held-out split."""
 
-    bin_size: PositiveFloat = 0.02
-    kernel: Literal["gaussian", "exponential", "alpha", "boxcar", "none"] = "gaussian"
-    kernel_width: PositiveFloat = 0.05
-    min_rate: float = Field(1.0, ge=0)
-    heldout_fraction: float = Field(0.2, ge=0, lt=1)
-    min_trials: int = Field(2, ge=1)
+    bin_size: PositiveFloat = _default(make_targets, "bin_size")
+    kernel: Kernel = _default(make_targets, "kernel")  # the library's Literal
+    kernel_width: PositiveFloat = _default(make_targets, "kernel_width")
+    min_rate: float = Field(_default(make_targets, "min_rate"), ge=0)
+    heldout_fraction: float = Field(_default(make_targets, "heldout_fraction"), ge=0, lt=1)
+    min_trials: int = Field(_default(make_targets, "min_trials"), ge=1)
     max_units: int | None = Field(None, ge=1)
 
 
 class AuxiliarySection(_Section):
     """Auxiliary neurons with OU-process targets (the paper's Figure 5)."""
 
-    aux_ratio: float = Field(2.0, ge=0, le=1000)
-    tau_c: PositiveFloat = 0.8
-    amplitude: PositiveFloat = 0.1
-    tau_s: PositiveFloat = 0.05
+    aux_ratio: float = Field(_default(add_auxiliary, "aux_ratio"), ge=0, le=1000)
+    tau_c: PositiveFloat = _default(add_auxiliary, "tau_c")
+    amplitude: PositiveFloat = _default(add_auxiliary, "amplitude")
+    #: None: ``[network] tau_s`` (filled in by :func:`resolve`; a different value is an error)
+    tau_s: PositiveFloat | None = None
 
 
 class NetworkSection(_Section):
@@ -138,7 +167,7 @@ class NetworkSection(_Section):
     dale: bool | None = None
     frac_exc: float | None = Field(None, gt=0, lt=1)
     p: float | None = Field(None, gt=0, le=1)
-    J: float | None = Field(None, gt=0)
+    J: float | None = Field(None, ge=0)
     g: float | None = Field(None, ge=0)
     sigma: float | None = Field(None, ge=0)
     zero_row_sum: bool | None = None
@@ -157,8 +186,6 @@ class NetworkSection(_Section):
     @classmethod
     def _known_model(cls, name):
         if name is not None:
-            from .neurons.base import model_names
-
             if name not in model_names():
                 raise ValueError(f"unknown neuron model; one of {sorted(model_names())}")
         return name
@@ -167,7 +194,8 @@ class NetworkSection(_Section):
 class TrainingSection(_Section):
     """RLS training; unset keys take the values of ``[network] preset``."""
 
-    form: Literal["auto", "rate", "drive"] | None = None
+    # "drive" (RLSFit's third form) needs drive targets, which no data format gives
+    form: Literal["auto", "rate"] | None = None
     lam: float | None = Field(None, gt=0)
     update_every: float | None = Field(None, gt=0)
     stim_duration: float | None = Field(None, ge=0)
@@ -179,32 +207,32 @@ class TrainingSection(_Section):
     compensate_filter: bool | None = None
     dt: float | None = Field(None, gt=0, le=0.01)
     max_rate: float | None = Field(None, gt=0)
-    checkpoint_every: int = Field(5, ge=1)
+    checkpoint_every: int = Field(_default(RLSFit, "checkpoint_every"), ge=1)
 
 
 class EvaluateSection(_Section):
     """Scoring the fitted network: fresh model trials per condition, the split-half ceiling."""
 
-    n_trials: int = Field(12, ge=1)
-    seed: int = Field(1000, ge=0)
-    n_splits: int = Field(100, ge=2)
+    n_trials: int = Field(_default(score, "n_trials"), ge=1)
+    seed: int = Field(_default(score, "seed"), ge=0)
+    n_splits: int = Field(_default(score, "n_splits"), ge=1)
 
 
 class DiagnosticsSection(_Section):
     """Taking the fitted network apart."""
 
     enabled: bool = True
-    lesion_fractions: list[Fraction] = Field(default_factory=lambda: [0.05, 0.1, 0.4],
-                                             min_length=1)
-    shuffle_fractions: list[Fraction] = Field(default_factory=lambda: [0.1, 0.25, 0.5, 1.0],
-                                              min_length=1)
-    n_repeats: int = Field(3, ge=1)
-    n_trials: int = Field(3, ge=1)
+    lesion_fractions: list[Fraction] = Field(
+        default_factory=lambda: _default(diagnostics.lesion, "fractions"), min_length=1)
+    shuffle_fractions: list[Fraction] = Field(
+        default_factory=lambda: _default(diagnostics.shuffle, "fractions"), min_length=1)
+    n_repeats: int = Field(_default(diagnostics.lesion, "n_repeats"), ge=1)
+    n_trials: int = Field(_default(diagnostics.lesion, "n_trials"), ge=1)
     spectrum: bool = True
     quasistatic: bool = True
     perturbation: bool = True
     lyapunov: bool = True
-    lyapunov_seeds: int = Field(3, ge=1)
+    lyapunov_seeds: int = Field(_default(diagnostics.lyapunov, "n_seeds"), ge=1)
 
 
 class ReportSection(_Section):
@@ -244,8 +272,6 @@ class RunConfig(_Section):
 
     def fit_settings(self) -> dict[str, Any]:
         """Keyword arguments of :class:`cortexfit.fit.RLSFit` (preset, then the keys set)."""
-        from .fit import RLSFit
-
         given = {k: v for section in (self.network, self.training)
                  for k, v in section.model_dump().items()
                  if v is not None and k not in ("preset", "checkpoint_every")}
@@ -367,12 +393,13 @@ def resolve(config: RunConfig) -> dict[str, Any]:
         raise ConfigError(f"data.{missing} is required for format {config.data.format!r}",
                           field=f"data.{missing}", expected="the trial event to align on "
                           "(see `cortexfit info FILE`) and the window [start, stop] in s")
+    fit = _fit_sections(config)
     out = {
         "run": {**config.run.model_dump(), "name": config.run.name or config.data.format},
         "data": data,
         "targets": config.targets.model_dump(),
-        "auxiliary": config.auxiliary.model_dump(),
-        **_fit_sections(config),
+        "auxiliary": _auxiliary(config, fit["network"]["tau_s"]),
+        **fit,
         "evaluate": config.evaluate.model_dump(),
         "diagnostics": config.diagnostics.model_dump(),
         "report": config.report.model_dump(),
@@ -380,9 +407,43 @@ def resolve(config: RunConfig) -> dict[str, Any]:
     return out
 
 
+def _auxiliary(config: RunConfig, network_tau_s: float) -> dict[str, Any]:
+    """``[auxiliary]`` with ``tau_s`` taken from ``[network]`` (the paper low-pass filters
+    the auxiliary targets with the network's synaptic time constant, METHOD.md §4: targets
+    filtered otherwise ask the network for a smoothness its synapses do not have)."""
+    aux = config.auxiliary.model_dump()
+    if aux["tau_s"] is None:
+        aux["tau_s"] = network_tau_s
+    elif aux["tau_s"] != network_tau_s:
+        where = ("[network] tau_s" if config.network.tau_s is not None
+                 else f"[network] tau_s of the {config.network.preset!r} preset")
+        raise ConfigError(
+            "auxiliary.tau_s differs from network.tau_s", field="auxiliary.tau_s",
+            found=f"auxiliary.tau_s = {aux['tau_s']!r}, {where} = {network_tau_s!r}",
+            expected="the same value: the auxiliary targets are filtered with the "
+                     "network's synaptic time constant",
+            hint="Remove auxiliary.tau_s (it follows network.tau_s) and set network.tau_s")
+    return aux
+
+
+def _check_fit(settings: dict[str, Any]) -> None:
+    """The network and training settings as RLSFit checks them (together: e.g.
+    ``update_every >= dt``), so that a bad combination stops the run before any work."""
+    try:
+        RLSFit(**settings)._check()
+    except ConfigError as exc:
+        section = "network" if exc.field in NetworkSection.model_fields else "training"
+        raise ConfigError(str(exc.args[0]).split(".", 1)[0],
+                          field=f"{section}.{exc.field}", found=exc.found,
+                          expected=exc.expected, hint=exc.hint or "Fix the key in the "
+                          "config file; every key and its default is listed in "
+                          "pipelines/README.md") from None
+
+
 def _fit_sections(config: RunConfig) -> dict[str, dict[str, Any]]:
     """``[network]`` and ``[training]`` with the preset's values written out."""
     settings = config.fit_settings()
+    _check_fit(settings)
     if settings.get("rate_gate") is None:
         settings["rate_gate"] = False
     network = {"preset": config.network.preset}

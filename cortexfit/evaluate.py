@@ -32,10 +32,15 @@ from .metrics import DIMENSIONLESS, pearson, pearson_kernel, r2, rmse, spearman_
 
 __all__ = ["model_rates", "score", "summarize", "noise_ceiling", "split_half_reliability",
            "example_model_spikes",
-           "CEILING_TRIALS", "SCORE_VARIABLES"]
+           "CEILING_TRIALS", "SCORE_VARIABLES", "DEFAULT_N_TRIALS"]
+
+DEFAULT_N_TRIALS = 12
+"""Model test trials per condition that :func:`score` and :func:`model_rates` average (the
+run config's ``[evaluate] n_trials`` default; it was 10 here and 12 in the config)."""
 
 
-def model_rates(fitted, targets: xr.Dataset, *, n_trials: int = 10, seed: int = 1000,
+def model_rates(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS,
+                seed: int = 1000,
                 keep_trials: bool = False) -> xr.Dataset:
     """Trial-averaged model rates of the recorded units, binned and smoothed like ``targets``.
 
@@ -379,7 +384,7 @@ SCORE_VARIABLES = ("pearson", "rmse", "r2", "noise_ceiling", "fraction_of_ceilin
 """The data variables of a :func:`score` Dataset."""
 
 
-def score(fitted, targets: xr.Dataset, *, n_trials: int = 10, seed: int = 1000,
+def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed: int = 1000,
           n_splits: int = 100) -> xr.Dataset:
     """Score a fitted network against the data: per (condition, unit, split) metrics and
     the data's noise ceiling, as one NetCDF-ready Dataset.

@@ -30,7 +30,7 @@ import numbers
 import warnings
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import quantities as pq
@@ -42,13 +42,20 @@ from .exceptions import ConfigError, TargetError
 # cortexfit.io imports this module (io.arrays uses targets_from_rates), so the Block
 # convention helpers are imported inside the functions that need them.
 
-__all__ = ["make_targets", "targets_from_rates", "KERNELS"]
+__all__ = ["make_targets", "targets_from_rates", "KERNELS", "KERNEL_ALIASES", "Kernel"]
 
 logger = logging.getLogger(__name__)
 
-KERNELS = ("gaussian", "exponential", "alpha", "rectangular", "triangular",
-           "epanechnikov", "none")
-"""Kernel names accepted by :func:`make_targets`."""
+Kernel = Literal["gaussian", "exponential", "alpha", "rectangular", "boxcar", "triangular",
+                 "epanechnikov", "none"]
+"""Kernel names accepted by :func:`make_targets` (the run config's ``[targets] kernel``
+offers exactly these)."""
+KERNELS: tuple[str, ...] = get_args(Kernel)
+"""Kernel names accepted by :func:`make_targets`, as a tuple."""
+KERNEL_ALIASES = {"boxcar": "rectangular"}
+"""Other names of a kernel: ``"boxcar"`` is Elephant's RectangularKernel (``kernel_width``
+is its standard deviation, like every kernel's: the box is ``2 sqrt(3) kernel_width`` wide).
+The targets' attrs record the canonical name."""
 
 _CAUSAL_KERNELS = ("exponential", "alpha")
 _CUTOFF_SIGMAS = 5.0          # kernel support kept on each side, in kernel SDs
@@ -310,6 +317,7 @@ def _kernel_object(kernel: str, width: float):
         "exponential": ek.ExponentialKernel,
         "alpha": ek.AlphaKernel,
         "rectangular": ek.RectangularKernel,
+        "boxcar": ek.RectangularKernel,
         "triangular": ek.TriangularKernel,
         "epanechnikov": ek.EpanechnikovLikeKernel,
     }[kernel]
@@ -412,7 +420,7 @@ def make_targets(
     condition: str | Sequence[str] = "condition",
     where: Mapping[str, Any] | Callable[[dict[str, Any]], bool] | None = None,
     bin_size: float = 0.02,
-    kernel: str = "gaussian",
+    kernel: Kernel = "gaussian",
     kernel_width: float = 0.05,
     min_rate: float = 1.0,
     heldout_fraction: float = 0.2,
@@ -449,8 +457,8 @@ def make_targets(
     kernel, kernel_width
         Smoothing kernel (one of :data:`KERNELS`) and its standard deviation in seconds
         (from ``bin_size / 1000`` to the window length), as in :mod:`elephant.kernels`
-        (for ``"exponential"`` the SD is the time constant; for ``"rectangular"`` the
-        half-width is ``sqrt(3)`` SD). ``"none"`` means plain
+        (for ``"exponential"`` the SD is the time constant; for ``"rectangular"``, alias
+        ``"boxcar"``, the half-width is ``sqrt(3)`` SD). ``"none"`` means plain
         spike counts per bin divided by ``bin_size`` (``kernel_width`` is then ignored and
         recorded as 0). ``"exponential"`` and ``"alpha"`` are **causal** (the rate at
         ``t`` depends only on spikes before ``t``, up to the bin resolution: a spike counts
@@ -537,7 +545,7 @@ def make_targets(
     if not isinstance(kernel, str) or kernel.lower() not in KERNELS:
         raise ConfigError("unknown smoothing kernel", field="kernel", found=repr(kernel),
                           expected=f"one of {list(KERNELS)}")
-    kernel = kernel.lower()
+    kernel = KERNEL_ALIASES.get(kernel.lower(), kernel.lower())
     if kernel == "none":
         kernel_width = 0.0
     else:

@@ -27,6 +27,7 @@ import xarray as xr
 from cortexfit.auxiliary import add_auxiliary
 from cortexfit.datasets import make_synthetic_recording, recommended_targets_kwargs
 from cortexfit.evaluate import (
+    DEFAULT_N_TRIALS,
     SCORE_VARIABLES,
     model_rates,
     noise_ceiling,
@@ -204,12 +205,12 @@ def test_score_structure(scores, targets, fitted):
         assert scores[name].attrs["units"] == units[name], name
         assert scores[name].attrs["long_name"], name
     assert scores["time"].attrs["units"] == "s"
-    assert scores.attrs["n_trials"] == 10 and scores.attrs["seed"] == 1000
+    assert scores.attrs["n_trials"] == DEFAULT_N_TRIALS and scores.attrs["seed"] == 1000
     assert scores.attrs["n_splits"] == 100 and scores.attrs["ceiling_trials"] == "all"
     assert "Spearman-Brown" in scores.attrs["ceiling_method"]
 
     # values: the metrics of model_rate against the data, the ceiling of the data
-    model = model_rates(fitted, targets, n_trials=10, seed=1000)
+    model = model_rates(fitted, targets, n_trials=DEFAULT_N_TRIALS, seed=1000)
     np.testing.assert_array_equal(scores["model_rate"].values, model["rate"].values)
     for split, data in (("train", targets["rate"]), ("heldout", targets["rate_heldout"])):
         np.testing.assert_allclose(scores["pearson"].sel(split=split).values,
@@ -237,7 +238,7 @@ def test_score_netcdf_round_trip(scores, tmp_path):
 def test_summarize(scores):
     summary = summarize(scores)
     assert summary["n_conditions"] == 2 and summary["n_units"] == 80
-    assert summary["n_trials"] == 10
+    assert summary["n_trials"] == DEFAULT_N_TRIALS
     for split in ("train", "heldout"):
         s = scores.sel(split=split)
         assert summary[f"pearson_{split}"] == pytest.approx(float(s["pearson"].mean()))

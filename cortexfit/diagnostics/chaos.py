@@ -58,7 +58,11 @@ from ..network import Network
 from ..simulate import Simulator, initial_state
 from .perturbation import _check_time, _wrap, add_spike_effect, resolve
 
-__all__ = ["lyapunov"]
+__all__ = ["lyapunov", "DEFAULT_N_SEEDS"]
+
+DEFAULT_N_SEEDS = 3
+"""Replicates of :func:`lyapunov` (the run config's ``[diagnostics] lyapunov_seeds``; it was
+5 here and 3 in the config, which the pipeline has always used)."""
 
 
 def _one_run(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | None,
@@ -122,7 +126,7 @@ def lyapunov(
     renorm_every: float = 0.01,
     eps: float = 1e-6,
     seed: int = 0,
-    n_seeds: int = 5,
+    n_seeds: int = DEFAULT_N_SEEDS,
     bias: float | np.ndarray | None = None,
     stimulus: Any = None,
     stim_duration: float | None = None,

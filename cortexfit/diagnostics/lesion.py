@@ -45,10 +45,15 @@ from ..network import Network
 __all__ = ["lesion", "cut_outputs"]
 
 POPULATIONS = ("all", "recorded", "auxiliary")
-DEFAULT_N_TRIALS = 5
-"""Model trials per condition for each evaluation (see benchmarks/bench_diagnostics.py: the
-mean score over units moves by < 0.01 between 5 and 10 trials, and evaluation is nearly all
-of the cost)."""
+DEFAULT_N_TRIALS = 3
+"""Model trials per condition for each evaluation of :func:`lesion` and
+:func:`~cortexfit.diagnostics.shuffle` (the run config's ``[diagnostics] n_trials``; it was 5
+here and 3 in the config, which the pipeline has always used. See
+benchmarks/bench_diagnostics.py: the mean score over units moves by < 0.01 between 5 and 10
+trials, and evaluation is nearly all of the cost)."""
+DEFAULT_N_REPEATS = 3
+"""Random draws per fraction in :func:`lesion` and :func:`~cortexfit.diagnostics.shuffle`
+(the run config's ``[diagnostics] n_repeats``; it was 5 here and 3 in the config)."""
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -190,7 +195,8 @@ def cut_outputs(network: Network, neurons: Any) -> Network:
 
 
 def lesion(fitted: Any, targets: xr.Dataset, *, fractions: Sequence[float] = (0.05, 0.1, 0.4),
-           n_repeats: int = 5, population: str = "all", n_trials: int = DEFAULT_N_TRIALS,
+           n_repeats: int = DEFAULT_N_REPEATS, population: str = "all",
+           n_trials: int = DEFAULT_N_TRIALS,
            seed: int = 0, eval_seed: int = 1000) -> xr.Dataset:
     """Cut all outgoing synapses of a random fraction of neurons and score the fit again.
 

@@ -33,6 +33,7 @@ import xarray as xr
 
 from ..exceptions import ConfigError
 from .lesion import (
+    DEFAULT_N_REPEATS,
     DEFAULT_N_TRIALS,
     _base_coords,
     _check_choice,
@@ -86,7 +87,8 @@ def permute_weights(network, slots: Any, rng: np.random.Generator) -> np.ndarray
 
 
 def shuffle(fitted: Any, targets: xr.Dataset, *,
-            fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0), n_repeats: int = 5,
+            fractions: Sequence[float] = (0.1, 0.25, 0.5, 1.0),
+            n_repeats: int = DEFAULT_N_REPEATS,
             scope: str = "recorded", n_trials: int = DEFAULT_N_TRIALS, seed: int = 0,
             eval_seed: int = 1000) -> xr.Dataset:
     """Permute the trained weights of a fraction of recurrent connections; score again.
