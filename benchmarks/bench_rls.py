@@ -69,15 +69,15 @@ def _problem(n: int, k: int, rng: np.random.Generator):
         weights=rng.normal(0, 0.1, n * k).astype(np.float32),
         sign=np.zeros(n * k, dtype=np.int8), frozen=np.zeros(n * k, dtype=bool),
         r=rng.uniform(0, 0.3, n).astype(np.float32),
-        u=np.zeros(n, dtype=np.float32), bias=np.zeros(n, dtype=np.float32),
-        target=rng.normal(0, 1, n).astype(np.float32))
+        u=np.zeros(n, dtype=np.float32), gain=np.ones(n, dtype=np.float32),
+        err=rng.normal(0, 1, n).astype(np.float32))
 
 
 def _step(p, deferred=True, neurons=None):
     neurons = p["neurons"] if neurons is None else neurons
     return p["state"].update(neurons, p["indices"], p["weights"], p["sign"], p["frozen"],
-                             p["r"], p["u"], p["bias"], p["target"][:neurons.size], False,
-                             0.1, deferred=deferred)
+                             p["r"], p["u"], p["err"][:neurons.size],
+                             p["gain"][:neurons.size], deferred=deferred)
 
 
 def _in_cache_ns(k: int, repeats: int) -> float:

@@ -17,10 +17,13 @@ Conventions (METHOD.md §1.3, §3.4)
   ``s*sqrt(dt/(2 dt/τ_c - (dt/τ_c)^2))`` for the discrete recursion, which is the
   distribution the initial condition is drawn from, so the process is stationary from
   its first step. ``x`` is a dimensionless synaptic drive, like the model's ``u``.
-* **Rate.** ``φ1(x) = sqrt([x]+)/π`` spikes per TAU (:func:`cortexfit.neurons.theta.
-  rate_sharp`), divided by ``TAU`` for Hz (``≈ 31.8 sqrt(x)`` Hz). For ``x ~ N(0, σ²)``
+* **Rate.** The network's own neuron model's f-I curve of the drive: ``x`` is in units of
+  the model's input scale above its threshold (:mod:`cortexfit.neurons.base`), so the rate
+  is ``rate(θ + s x)``. For the theta neuron (θ = 0, s = 1) this is the paper's
+  ``φ1(x) = sqrt([x]+)/π`` spikes per TAU, ``≈ 31.8 sqrt(x)`` Hz; for ``x ~ N(0, σ²)``
   its mean is ``2^{1/4} Γ(3/4) sqrt(σ) / (2 π^{3/2})`` per TAU (≈ 10.4 Hz for the
-  defaults); low-pass filtering keeps the mean.
+  defaults). Other models give other shapes (LIF rises faster just above threshold), each
+  reachable by that model. Low-pass filtering keeps the mean.
 * **Low-pass.** A causal first-order filter ``τ_s dr/dt = -r + φ1(x)``, integrated exactly
   for piecewise-constant input (``r += (1 - e^{-dt/τ_s})(φ1 - r)``), started at ``φ1(x_0)``.
   The simulation starts a burn-in of ``5 τ_s`` before the first target time, so the
@@ -43,11 +46,13 @@ from typing import Any
 
 import numpy as np
 import xarray as xr
+from scipy.signal import lfilter
 
 from .exceptions import ConfigError, TargetError
-from .neurons.theta import TAU, rate_sharp
+from .neurons.base import NeuronModel, get_model
+from .neurons.theta import TAU, rate_hz
 
-__all__ = ["ou_targets", "add_auxiliary", "ou_stationary_sd", "ou_mean_rate_hz"]
+__all__ = ["ou_targets", "add_auxiliary", "model_rate", "ou_stationary_sd", "ou_mean_rate_hz"]
 
 BURN_IN_TAU_S = 5.0
 """Burn-in before the first target time, in units of ``tau_s``."""
@@ -113,8 +118,6 @@ def _ou_paths(n: int, n_steps: int, *, tau_c: float, amplitude: float, dt: float
     Sample 0 is drawn from the stationary distribution; each next one is
     ``x + (dt/τ_c)(-x) + s*sqrt(dt)*ξ`` in TAU units.
     """
-    from scipy.signal import lfilter
-
     dt_u, tau_c_u = dt / TAU, tau_c / TAU
     decay = 1.0 - dt_u / tau_c_u
     x0 = rng.standard_normal(n) * ou_stationary_sd(tau_c, amplitude, dt)
@@ -149,6 +152,7 @@ def ou_targets(
     tau_s: float = 0.05,
     dt: float = 0.001,
     seed: int = 0,
+    rate: Any = None,
 ) -> np.ndarray:
     """Auxiliary target rates ``(condition, aux, time)`` in Hz (see the module docstring).
 
@@ -169,6 +173,9 @@ def ou_targets(
         Simulation step (s), at most ``min(tau_c, tau_s) / 2``.
     seed
         Seed of the random generator (int >= 0).
+    rate
+        The f-I curve: drives ``(aux, step)`` -> Hz. None: the theta neuron's (``φ1``);
+        :func:`add_auxiliary` passes the network's model (:func:`model_rate`).
     """
     if isinstance(n_aux, (bool, np.bool_)) or not isinstance(n_aux, numbers.Integral) \
             or n_aux < 0:
@@ -207,12 +214,10 @@ def ou_targets(
     out = np.empty((n_cond, n_aux, t.size), dtype=np.float64)
     if n_aux == 0:
         return out
-    from scipy.signal import lfilter
-
     keep = math.exp(-dt / tau_s)
     for c in range(n_cond):
         x = _ou_paths(n_aux, n_steps, tau_c=tau_c, amplitude=amplitude, dt=dt, rng=rng)
-        phi = rate_sharp(x) / TAU                                   # Hz
+        phi = rate_hz(x) if rate is None else rate(x)              # Hz
         # r[k] = keep * r[k-1] + (1 - keep) * phi[k-1], r[0] = phi[0]  (causal)
         r = np.empty_like(phi)
         r[:, 0] = phi[:, 0]
@@ -231,8 +236,13 @@ def add_auxiliary(
     amplitude: float = 0.1,
     tau_s: float = 0.05,
     seed: int = 0,
+    neuron_model: str | NeuronModel = "theta",
+    model_params: Any = None,
 ) -> xr.Dataset:
     """A copy of ``targets`` with auxiliary neurons added on a new ``neuron`` dimension.
+
+    The auxiliary rates come from the f-I curve of ``neuron_model`` (with
+    ``model_params``, its defaults if None): the network that will be trained on them.
 
     ``n_aux = round(aux_ratio * n_recorded)`` (halves rounded up), ``n_recorded`` being
     the number of units. The result keeps every variable of ``targets`` untouched and
@@ -280,7 +290,8 @@ def add_auxiliary(
     n_aux = int(math.floor(aux_ratio * n_rec + 0.5))
     time = targets["time"].values
     aux = ou_targets(n_aux, targets.sizes["condition"], time, tau_c=tau_c,
-                     amplitude=amplitude, tau_s=tau_s, dt=dt, seed=seed)
+                     amplitude=amplitude, tau_s=tau_s, dt=dt, seed=seed,
+                     rate=model_rate(neuron_model, model_params, n_rec, n_aux))
 
     prefix = "aux"
     taken = set(units)
@@ -309,5 +320,24 @@ def add_auxiliary(
         "aux_tau_s": float(tau_s),
         "aux_dt": float(dt),
         "aux_seed": int(seed),
+        "aux_neuron_model": get_model(neuron_model).name,
     })
     return out
+
+
+def model_rate(neuron_model: str | NeuronModel, params: Any, n_recorded: int, n_aux: int):
+    """The f-I curve of the auxiliary neurons of a network of ``n_recorded + n_aux``
+    neurons (they come last): dimensionless drives ``(aux, step)``, in input scales above
+    threshold, -> Hz. Neuron ``n_recorded + k`` has its own parameters (a mixed network)."""
+    model = get_model(neuron_model)
+    n = n_recorded + n_aux
+    fi = model.fi_curve(params, n)
+    aux = slice(n_recorded, n)
+    theta, scale = fi.threshold[aux], model.input_scale(params, n)[aux]
+
+    def rate(x: np.ndarray) -> np.ndarray:
+        full = np.zeros((x.shape[1], n))
+        full[:, aux] = theta + scale * x.T
+        return fi.hz(full)[:, aux].T
+
+    return rate

@@ -60,7 +60,7 @@ def model_rates(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS
     units, neurons = _recorded_neurons(fitted, targets)
     start = float(targets.attrs["window_start"])
     stop = float(targets.attrs["window_stop"])
-    t_first = float(fitted.update_times_[0] - fitted.update_every)  # window start on the
+    t_first = fitted.protocol_.window_start  # window start on the
     # model's clock, in target time; the model has no activity to show before it
     t0 = min(start, t_first)
     trials, conditions = [], []
@@ -644,8 +644,8 @@ def example_model_spikes(fitted, targets: xr.Dataset, *, seed: int,
     # model neuron index -> position in the targets' unit order (-1: not a recorded unit)
     unit_of_neuron = np.full(len(tg.neuron_ids), -1, dtype=np.int64)
     unit_of_neuron[neurons] = np.arange(len(units))
-    start = float(fitted.update_times_[0] - fitted.update_every)
-    stop = float(targets.attrs.get("window_stop", fitted.update_times_[-1]))
+    start = fitted.protocol_.window_start
+    stop = float(targets.attrs.get("window_stop", fitted.protocol_.update_times[-1]))
     times, spike_units, trials, labels, seeds = [], [], [], [], []
     for condition in (str(c) for c in targets["condition"].values):
         if condition not in tg.conditions:

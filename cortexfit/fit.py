@@ -26,8 +26,10 @@ place, :func:`to_model_rate` (theta: Hz x 10 ms).
 Decisions where the paper is silent (METHOD.md):
 * Dale's law: the update of a synapse that would flip sign is dropped and the synapse frozen;
   frozen synapses keep their weight in the drive and leave the regression.
-* Rate form: error ``phi(u + I) - f`` with the smooth theta f-I curve (c = 0.1), regressor
-  ``phi'(u + I) r``, updates only while ``u + I > 0``.
+* Rate form: error ``phi(u + I) - f`` with the neuron model's own smoothed f-I curve
+  (:meth:`~cortexfit.neurons.base.NeuronModel.fi_curve`; the theta neuron's is the paper's
+  phi2 with c = 0.1), regressor ``phi'(u + I) r``, updates only while ``u + I`` is above the
+  model's threshold (``rate_gate`` input scales above it; the paper: 0).
 * Training loops start from the state the previous loop ended in (as the authors' code);
   each loop's free-run length is fixed, so runs are reproducible and resumable.
 * The learning curve's correlation compares, at every update time, the drive (drive form) or
@@ -51,9 +53,11 @@ from .atomic import atomic_path
 from .exceptions import ConfigError, CortexfitError, TargetError, TrainingDiverged
 from .metrics import pearson_kernel
 from .network import Network, ei_network, excitatory_from_cell_types, gaussian_network
-from .neurons.base import get_model
+from .neurons.base import FICurve, get_model
+from .protocol import TrialProtocol
 from .rls import P_LAYOUT, RLSState
 from .simulate import DEFAULT_DT, SimState, Simulator, initial_state
+from .units import InputScale
 
 __all__ = ["RLSFit", "to_model_rate"]
 
@@ -125,6 +129,38 @@ def _network_from(data: Any, prefix: str, n: int, version: int) -> Network:
                    excitatory=exc if exc.size else None, model_params=params, info=info)
 
 
+@dataclass(frozen=True)
+class _TrainingSignal:
+    """Each neuron's RLS error and regressor gain from its drive u (rls.py): ``u - f`` and 1
+    in the drive form; ``phi(u + I) - f`` and ``phi'(u + I)`` in the rate form, with the
+    neuron model's own smoothed f-I curve (:class:`~cortexfit.neurons.base.FICurve`), gain 0
+    (no update) while ``u + I`` is at or below the gate."""
+
+    fi: FICurve | None
+    bias: np.ndarray
+    gate: np.ndarray
+
+    @classmethod
+    def make(cls, net: Network, rate_form: bool, smoothing: float, rate_gate: float | None,
+             bias: np.ndarray) -> "_TrainingSignal":
+        n = net.n_neurons
+        if not rate_form:
+            return cls(None, bias, np.full(n, -np.inf))
+        fi = net.neuron_model.fi_curve(net.params, n, smoothing=smoothing)
+        gate = np.full(n, -np.inf) if rate_gate is None else \
+            fi.threshold + rate_gate * net.neuron_model.input_scale(net.params, n)
+        return cls(fi, np.asarray(bias, dtype=np.float64), gate)
+
+    def __call__(self, u: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self.fi is None:
+            return u - target, np.ones_like(u)
+        total = u.astype(np.float64) + self.bias
+        err = self.fi.phi(total) - target
+        gain = self.fi.dphi(total)
+        gain[(total <= self.gate) | (gain < 1e-20)] = 0.0  # gated, or nothing to learn
+        return err, gain
+
+
 def to_model_rate(rate_hz: np.ndarray, time_unit: float) -> np.ndarray:
     """Hz -> spikes per model time unit (theta: per 10 ms). The one conversion point."""
     return np.asarray(rate_hz, dtype=np.float64) * time_unit
@@ -166,9 +202,11 @@ class RLSFit:
     pre_duration : free dynamics before each stimulus, s (ours: 0.5; the authors' code 1 s).
     loops : training loops over all conditions (paper: 30).
     bias : constant external input to every neuron (model units; the paper: 0).
-    fi_smoothing : c of the smooth f-I curve used by rate training (the paper: 0.1).
-    rate_gate : rate training updates neuron i only while ``u_i + I_i > rate_gate`` (the
-        paper: 0, "suprathreshold"); None trains always.
+    fi_smoothing : width of the smooth f-I curve used by rate training, in the neuron model's
+        input scales (theta: c = 0.1 of the paper; see :mod:`cortexfit.neurons.base`).
+    rate_gate : rate training updates neuron i only while ``u_i + I_i`` exceeds the model's
+        threshold by more than ``rate_gate`` input scales (the paper: 0, "suprathreshold");
+        None trains always.
     compensate_filter : rate form only. The filtered spike train r (the paper's readout) is
         the rate passed through an exponential filter, so it lags the rate by ~tau_s (a 46
         degree phase lag for a 300 ms sine at tau_s = 50 ms). With True, RLS aims the rate
@@ -313,6 +351,22 @@ class RLSFit:
 
     # ------------------------------------------------------------------ network
     def _build_network(self, tg: _Targets) -> Network:
+        """The network to train: the one given, or one built from the settings, whose
+        strengths are in the theta neuron's units and carried to the model's
+        (:class:`~cortexfit.units.InputScale`)."""
+        net = self._build_theta_units(tg)
+        if self.network is not None:
+            return net
+        scale = InputScale.of(net.neuron_model, net.params, net.n_neurons)
+        if not scale.identity:
+            rows = scale.weight_rows()
+            for csr in (net.static, net.plastic):
+                csr.data = (csr.data * np.repeat(rows, np.diff(csr.indptr))).astype(
+                    csr.data.dtype)
+            net.info["weights_scaled_by"] = "input scale x TAU / time unit (cortexfit.units)"
+        return net
+
+    def _build_theta_units(self, tg: _Targets) -> Network:
         n = len(tg.neuron_ids)
         rng = np.random.default_rng([self.seed, 1])
         if self.network is not None:
@@ -346,15 +400,18 @@ class RLSFit:
         n = net.n_neurons
         n_cond = len(tg.conditions)
         rng = np.random.default_rng([self.seed, 2])
-        self.stimuli_ = rng.uniform(-self.stim_amplitude, self.stim_amplitude, size=(n_cond, n))
-        window = float(tg.time[-1] - tg.time[0])
-        steps_per_update = int(round(self.update_every / self.dt))
-        n_updates = int(window // (steps_per_update * self.dt))
-        if n_updates < 2:
-            raise TargetError("the targets are too short for the update interval",
-                              field="time", found=f"{window:g} s",
-                              expected=f">= 2 x update_every ({self.update_every} s)")
-        update_times = tg.time[0] + (np.arange(1, n_updates + 1) * steps_per_update * self.dt)
+        scale = InputScale.of(net.neuron_model, net.params, n) if self.network is None else \
+            None  # a network given as it is: its settings are in the model's units
+        stimuli = rng.uniform(-self.stim_amplitude, self.stim_amplitude, size=(n_cond, n))
+        protocol = TrialProtocol.for_targets(
+            tg.time, dt=self.dt, update_every=self.update_every, pre_duration=self.pre_duration,
+            stim_duration=self.stim_duration,
+            stimuli=stimuli if scale is None else scale.amplitude(stimuli),
+            bias=self.bias if scale is None else scale.level(self.bias),
+            conditions=tg.conditions)
+        self.stimuli_ = protocol.stimuli
+        update_times = protocol.update_times
+        n_updates, steps_per_update = protocol.n_updates, protocol.steps_per_update
         target_at = np.stack([
             np.stack([np.interp(update_times, tg.time, tg.values[c, i]) for i in range(n)])
             for c in range(n_cond)]).astype(np.float32)  # (condition, neuron, update)
@@ -363,7 +420,8 @@ class RLSFit:
         if self.compensate_filter and tg.form == "rate":
             slope = np.gradient(target_at, update_times, axis=-1)
             target_at = np.maximum(target_at + net.tau_s * slope, 0.0).astype(np.float32)
-        rls = RLSState(net.plastic.indptr, self.lam)  # one pass over P per update (rls.py)
+        lam = self.lam if scale is None else scale.rls_lambda(self.lam, tg.form == "rate")
+        rls = RLSState(net.plastic.indptr, lam)  # one pass over P per update (rls.py)
         frozen = np.zeros(net.plastic.nnz, dtype=bool)
         weights0 = net.weights()
         state = initial_state(net, [self.seed, 3])
@@ -379,12 +437,13 @@ class RLSFit:
         self.network_ = net
         self.targets_ = tg
         self.update_times_ = update_times
-        sim = Simulator(net, dt=self.dt, bias=self.bias, state=state)
+        self.protocol_ = protocol
+        sim = protocol.simulator(net, state=state)
         neurons = np.arange(n, dtype=np.int64)
         bias_arr = sim.bias.astype(np.float32)
         rate_form = tg.form == "rate"
-        pre_steps = int(round(self.pre_duration / self.dt))
-        stim_steps = int(round(self.stim_duration / self.dt))
+        signal = _TrainingSignal.make(net, rate_form, self.fi_smoothing, self.rate_gate,
+                                      bias_arr)
         unit = net.neuron_model.time_unit
         norm0 = float(sp.linalg.norm(weights0)) if weights0.nnz else 0.0
 
@@ -398,18 +457,14 @@ class RLSFit:
                 readout = np.zeros((n_cond, n, n_updates), dtype=np.float32)
                 spikes = 0
                 for c in range(n_cond):
-                    if pre_steps:
-                        sim.advance(pre_steps)
-                    if stim_steps:
-                        sim.advance(stim_steps, stimulus=self.stimuli_[c].astype(np.float32))
+                    protocol.lead_in(sim, c, free_run=self.pre_duration)
                     for k in range(n_updates):
                         spike_steps, _ = sim.advance(steps_per_update)
                         spikes += spike_steps.size
                         readout[c, :, k] = sim.r / unit if rate_form else sim.u
+                        err, gain = signal(sim.u, target_at[c, :, k])
                         rls.update(neurons, net.plastic.indices, net.plastic.data,
-                                   net.plastic_sign, frozen, sim.r, sim.u, bias_arr,
-                                   target_at[c, :, k], rate_form, self.fi_smoothing,
-                                   gate=-np.inf if self.rate_gate is None else self.rate_gate)
+                                   net.plastic_sign, frozen, sim.r, sim.u, err, gain)
                         net.set_plastic_weights(net.plastic.data)
                     self._check_divergence(sim, net, loop, tg.conditions[c])
                 rate = spikes / (n * n_cond * n_updates * steps_per_update * self.dt)
@@ -467,17 +522,11 @@ class RLSFit:
         (theta: θ0 uniform, r = u = 0): optional free run, the condition's stimulus, then the
         training window. Returns the drive ``u`` and filtered trains ``r`` (Hz) of every neuron
         at the update times, and the spikes, as a Dataset over (time, neuron)."""
-        tg, net = self.targets_, self.network_
-        c = tg.conditions.index(str(condition)) if not isinstance(condition, (int, np.integer)) \
-            else int(condition)
-        sim = Simulator(net, dt=self.dt, bias=self.bias, seed=seed, precision=precision)
-        if pre_duration > 0:
-            sim.advance(int(round(pre_duration / self.dt)))
-        stim_steps = int(round(self.stim_duration / self.dt))
-        if stim_steps:
-            sim.advance(stim_steps, stimulus=self.stimuli_[c].astype(sim.real))
-        steps = int(round(self.update_every / self.dt))
-        n_updates = self.update_times_.size
+        tg, net, protocol = self.targets_, self.network_, self.protocol_
+        c = protocol.condition_index(condition)
+        sim = protocol.simulator(net, seed=seed, precision=precision)
+        protocol.lead_in(sim, c, free_run=pre_duration)
+        steps, n_updates = protocol.steps_per_update, protocol.n_updates
         rec_idx = np.arange(net.n_neurons)
         rec_u = np.zeros((n_updates, net.n_neurons), dtype=sim.real)
         rec_r = np.zeros_like(rec_u)
@@ -487,8 +536,8 @@ class RLSFit:
         return xr.Dataset(
             {"u": (("time", "neuron"), rec_u, {"long_name": "synaptic drive"}),
              "r": (("time", "neuron"), rec_r / unit, {"units": "Hz"}),
-             "spike_time": ("spike", self.update_times_[0] - self.update_every
-                            + (spike_steps + 1) * self.dt, {"units": "s"}),
+             "spike_time": ("spike", protocol.window_start + (spike_steps + 1) * self.dt,
+                            {"units": "s"}),
              "spike_neuron": ("spike", spike_neurons)},
             coords={"time": ("time", self.update_times_, {"units": "s"}),
                     "neuron": ("neuron", tg.neuron_ids)},
@@ -624,6 +673,14 @@ class RLSFit:
             time=data["target_time"], values=data["target_values"])
         est.stimuli_ = data["stimuli"]
         est.update_times_ = data["update_times"]
+        given = est.network is not None
+        scale = None if given else InputScale.of(est.network_.neuron_model, est.network_.params, n)
+        est.protocol_ = TrialProtocol(
+            dt=float(est.dt), pre_duration=float(est.pre_duration),
+            stim_duration=float(est.stim_duration), update_every=float(est.update_every),
+            update_times=est.update_times_, stimuli=est.stimuli_,
+            bias=est.bias if scale is None else scale.level(est.bias),
+            conditions=tuple(est.targets_.conditions))
         if version >= 2:
             est.final_state_ = SimState(
                 neuron=data["final_state_neuron"], r=data["final_state_r"],

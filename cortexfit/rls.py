@@ -7,8 +7,12 @@ For every trained neuron i, with ``x`` the regressor over its K_i plastic inputs
 * **drive form**: ``x = r`` (filtered spike trains of the plastic inputs), ``e = u_i - f_i``
   (the drive against its target);
 * **rate form**: ``x = phi'(u_i + I_i) r``, ``e = phi(u_i + I_i) - f_i`` (rates in spikes per
-  model time unit), and neuron i is updated only while ``u_i + I_i > 0`` (suprathreshold), as
-  the paper does.
+  model time unit, with the neuron model's own f-I curve phi).
+
+The kernel takes each neuron's error ``e`` and gain (1, or ``phi'``) as arrays: the caller
+(:mod:`cortexfit.fit`) computes them from the model's curve, so the kernel is the same for
+every neuron model and form. A neuron with gain 0 is not updated this step (the rate form's
+suprathreshold gate, or a flat curve).
 
 Because k uses the old P, ``c k`` equals ``P_new x``: the authors' code form.
 
@@ -264,11 +268,11 @@ def _tri_pass(typingctx, packed, start, pend_k, x, kv, pend_c, kb):
 # ---------------------------------------------------------------------- one batch
 @numba.njit(cache=True, fastmath={"contract"})
 def _update_batch(b, slot, indptr, indices, weights, sign, frozen, packed, batch_neuron,
-                  batch_k, batch_offset, r, u, bias, target, rate_form, smooth_c, gate,
-                  x, kv, pend_c, pend_k, deferred):
+                  batch_k, batch_offset, r, u, err_of, gain_of, x, kv, pend_c, pend_k,
+                  deferred):
     """The fused RLS step of one batch of 16 neurons; returns the newly frozen count.
 
-    ``slot[i]``: index of neuron i into ``target`` (-1: not updated this step). The batch's
+    ``slot[i]``: index of neuron i into ``err_of`` / ``gain_of`` (-1: not updated). The batch's
     pending update is applied in the same pass that computes k = P x; this step's update is
     left pending in its place (``deferred``) or applied at once."""
     zero = np.float32(0.0)
@@ -291,21 +295,10 @@ def _update_batch(b, slot, indptr, indices, weights, sign, frozen, packed, batch
         if k_in == 0:
             continue
         m = slot[i]
-        # error and regressor
-        if rate_form:
-            total = u[i] + bias[i]
-            if total <= gate:
-                continue  # the paper: train only while the input is suprathreshold (gate 0)
-            z = total / smooth_c
-            softplus = smooth_c * (np.log1p(np.exp(-abs(z))) + max(z, zero))
-            if softplus < np.float32(1e-30):
-                continue  # far below threshold: phi' underflows to 0, nothing to learn
-            root = np.sqrt(softplus)
-            err = root / np.float32(np.pi) - target[m]
-            gain = (one / (one + np.exp(-z))) / (np.float32(2.0 * np.pi) * root)
-        else:
-            err = u[i] - target[m]
-            gain = one
+        gain = gain_of[m]
+        if gain == zero or not gain == gain:  # gated, flat curve, or NaN: nothing to learn
+            continue
+        err = err_of[m]
         for a in range(k_in):
             if not frozen[start + a]:
                 x[a, lane] = gain * r[indices[start + a]]
@@ -385,27 +378,25 @@ def _slots(neurons, n):
 
 @numba.njit(cache=True, parallel=True)
 def _update_parallel(slot, indptr, indices, weights, sign, frozen, packed, batch_neuron,
-                     batch_k, batch_offset, r, u, bias, target, rate_form, smooth_c, gate,
-                     scratch_x, scratch_k, pend_c, pend_k, deferred):
+                     batch_k, batch_offset, r, u, err_of, gain_of, scratch_x, scratch_k,
+                     pend_c, pend_k, deferred):
     n_new = 0
     for b in numba.prange(batch_k.shape[0]):
         n_new += _update_batch(b, slot, indptr, indices, weights, sign, frozen, packed,
-                               batch_neuron, batch_k, batch_offset, r, u, bias, target,
-                               rate_form, smooth_c, gate, scratch_x[b], scratch_k[b], pend_c,
-                               pend_k, deferred)
+                               batch_neuron, batch_k, batch_offset, r, u, err_of, gain_of,
+                               scratch_x[b], scratch_k[b], pend_c, pend_k, deferred)
     return n_new
 
 
 @numba.njit(cache=True)
 def _update_serial(slot, indptr, indices, weights, sign, frozen, packed, batch_neuron,
-                   batch_k, batch_offset, r, u, bias, target, rate_form, smooth_c, gate,
-                   scratch_x, scratch_k, pend_c, pend_k, deferred):
+                   batch_k, batch_offset, r, u, err_of, gain_of, scratch_x, scratch_k,
+                   pend_c, pend_k, deferred):
     n_new = 0
     for b in range(batch_k.shape[0]):
         n_new += _update_batch(b, slot, indptr, indices, weights, sign, frozen, packed,
-                               batch_neuron, batch_k, batch_offset, r, u, bias, target,
-                               rate_form, smooth_c, gate, scratch_x[b], scratch_k[b], pend_c,
-                               pend_k, deferred)
+                               batch_neuron, batch_k, batch_offset, r, u, err_of, gain_of,
+                               scratch_x[b], scratch_k[b], pend_c, pend_k, deferred)
     return n_new
 
 
@@ -427,7 +418,8 @@ class RLSState:
     padding), ``batch_k``, ``batch_offset`` (floats), ``neuron_batch``, ``neuron_lane``.
     """
 
-    def __init__(self, indptr: np.ndarray, lam: float):
+    def __init__(self, indptr: np.ndarray, lam: float | np.ndarray):
+        """``lam``: the regulariser, one for all neurons or one per neuron."""
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         sizes = np.diff(self.indptr)
         self.n_neurons = sizes.size
@@ -446,12 +438,13 @@ class RLSState:
         self.neuron_lane[order] = np.arange(self.n_neurons) % LANES
         self.packed = _aligned_zeros(int(self.batch_offset[-1]))
         kmax = max(1, int(self.batch_k.max(initial=0)))
+        lams = np.broadcast_to(np.asarray(lam, dtype=np.float64), (self.n_neurons,))
         for i in range(self.n_neurons):
             b, lane = self.neuron_batch[i], self.neuron_lane[i]
             kb = self.batch_k[b]
             rows = np.arange(sizes[i])
             diag = entry_position(rows, rows, kb)
-            self.packed[self.batch_offset[b] + diag * LANES + lane] = 1.0 / lam
+            self.packed[self.batch_offset[b] + diag * LANES + lane] = 1.0 / lams[i]
         self.pend_c = _aligned_zeros((n_batches, LANES))
         self.pend_k = _aligned_zeros((n_batches, kmax, LANES))
         self._x = _aligned_zeros((n_batches, kmax, LANES))
@@ -462,40 +455,40 @@ class RLSState:
         """Bytes of P (with the padding)."""
         return int(self.batch_offset[-1]) * 4
 
-    def update(self, neurons, indices, weights, sign, frozen, r, u, bias, target, rate_form,
-               smooth_c, gate=0.0, deferred=True) -> int:
+    def update(self, neurons, indices, weights, sign, frozen, r, u, err, gain,
+               deferred=True) -> int:
         """One RLS step for every neuron in ``neurons`` (weights, frozen, u: in place).
         float32 throughout.
 
         ``indices/weights/sign/frozen``: the plastic in-lists (CSR over all neurons, with
         this state's ``indptr``), ``r``: filtered spike trains (all neurons), ``u``: drives
-        (updated in place by the weight change), ``bias``: each neuron's external input
-        I_i (rate form), ``target``: one target per neuron in ``neurons`` (drive, or rate in
-        spikes per model time unit). ``gate``: rate form only, neuron i is updated only
-        while ``u_i + I_i > gate`` (the paper: 0; ``-inf`` trains always). ``deferred``:
-        leave this step's rank-1 update pending (one pass over P per step; see the module
-        docstring); False applies it at once. Returns the number of synapses newly frozen.
-        Parallel over batches when P is large."""
+        (updated in place by the weight change), ``err`` and ``gain``: one per neuron in
+        ``neurons``, the error e and the regressor's gain (x = gain * r; 1 in the drive
+        form, ``phi'(u + I)`` in the rate form; 0 leaves the neuron alone this step).
+        ``deferred``: leave this step's rank-1 update pending (one pass over P per step; see
+        the module docstring); False applies it at once. Returns the number of synapses
+        newly frozen. Parallel over batches when P is large."""
         kernel = _update_parallel if self.nbytes >= PARALLEL_MIN_BYTES else _update_serial
         neurons = np.asarray(neurons, dtype=np.int64)
-        self._check_sizes(neurons, indices, weights, sign, frozen, r, u, bias, target)
+        self._check_sizes(neurons, indices, weights, sign, frozen, r, u, err, gain)
         slot, bad = _slots(neurons, self.n_neurons)
         if bad >= 0:
             raise ConfigError("a neuron id is out of range or repeated", field=f"neurons[{bad}]",
                               found=int(neurons[bad]),
                               expected=f"distinct ids in 0 .. {self.n_neurons - 1}")
         return kernel(slot, self.indptr, indices, weights, sign, frozen, self.packed,
-                      self.batch_neuron, self.batch_k, self.batch_offset, r, u, bias, target,
-                      rate_form, np.float32(smooth_c), np.float32(gate), self._x, self._k,
+                      self.batch_neuron, self.batch_k, self.batch_offset, r, u,
+                      np.ascontiguousarray(err, dtype=np.float32),
+                      np.ascontiguousarray(gain, dtype=np.float32), self._x, self._k,
                       self.pend_c, self.pend_k, deferred)
 
-    def _check_sizes(self, neurons, indices, weights, sign, frozen, r, u, bias, target):
+    def _check_sizes(self, neurons, indices, weights, sign, frozen, r, u, err, gain):
         """The kernel does not bounds-check: arrays of the wrong size stop here, by name."""
         nnz, n = int(self.indptr[-1]), self.n_neurons
         for name, array, size in (("indices", indices, nnz), ("weights", weights, nnz),
                                   ("sign", sign, nnz), ("frozen", frozen, nnz), ("r", r, n),
-                                  ("u", u, n), ("bias", bias, n),
-                                  ("target", target, neurons.size)):
+                                  ("u", u, n), ("err", err, neurons.size),
+                                  ("gain", gain, neurons.size)):
             if np.ndim(array) != 1 or len(array) != size:
                 raise ConfigError("an RLS argument has the wrong shape", field=name,
                                   found=np.shape(array), expected=f"({size},)")
@@ -526,35 +519,24 @@ class RLSState:
 
 
 def rls_update_reference(neurons, indptr, indices, weights, sign, frozen, p_dense,
-                         r, u, bias, target, rate_form, smooth_c=0.1, gate=0.0):
+                         r, u, err, gain):
     """The same update as :meth:`RLSState.update`, written plainly in float64 with one dense P
     per neuron (``p_dense[i]`` a K_i x K_i array). Modifies its arguments in place."""
     n_new = 0
     for m, i in enumerate(neurons):
         sl = slice(indptr[i], indptr[i + 1])
         idx = indices[sl]
-        if idx.size == 0:
+        if idx.size == 0 or gain[m] == 0 or np.isnan(gain[m]):
             continue
-        if rate_form:
-            total = u[i] + bias[i]
-            if total <= gate:
-                continue
-            softplus = smooth_c * np.logaddexp(0.0, total / smooth_c)
-            if softplus < 1e-30:
-                continue
-            phi = np.sqrt(softplus) / np.pi
-            dphi = (1.0 / (1.0 + np.exp(-total / smooth_c))) / (2.0 * np.pi * np.sqrt(softplus))
-            err, gain = phi - target[m], dphi
-        else:
-            err, gain = u[i] - target[m], 1.0
-        x = np.where(frozen[sl], 0.0, gain * r[idx])
+        e, g = float(err[m]), float(gain[m])
+        x = np.where(frozen[sl], 0.0, g * r[idx])
         p = p_dense[i]
         k = p @ x
         if not 1.0 + x @ k > 0:
             continue
         c = 1.0 / (1.0 + x @ k)
         p -= c * np.outer(k, k)
-        new = weights[sl] - c * err * k
+        new = weights[sl] - c * e * k
         s = sign[sl]
         flip = ((s > 0) & (new < 0)) | ((s < 0) & (new > 0))
         apply = ~frozen[sl] & ~flip

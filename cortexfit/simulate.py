@@ -20,8 +20,8 @@ far below the 2 % rate tolerance even at 100 Hz) and fine enough for Euler-integ
 Izhikevich neurons; the paper's own code used 1 ms with RK4, which ``dt=1e-3`` reproduces.
 
 **No on-disk cache for the kernel.** numba's cache of a function is keyed on its own
-source file only; ``_run`` inlines the neuron models' ``step`` functions from other files,
-so a cached ``_run`` would keep running an old step after a neuron module changed (an
+source file only; the kernel (:func:`_make_run`) inlines the neuron model' ``step`` functions from other files,
+so a cached kernel would keep running an old step after a neuron module changed (an
 upgrade, an edit). It is compiled once per process instead (about 2 s).
 
 **State** is float32 (tests check rates against a float64 run). **Noise** comes from a
@@ -39,7 +39,7 @@ import xarray as xr
 
 from .exceptions import ConfigError, TrainingDiverged
 from .network import Network
-from .neurons import izhikevich, lif, theta
+from .neurons.base import NeuronModel
 
 __all__ = ["Stimulus", "Noise", "SimState", "SimResult", "Simulator", "simulate", "initial_state"]
 
@@ -169,75 +169,87 @@ def _normal(seed, step, neuron):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
-@numba.njit  # not cache=True: see "No on-disk cache" in the module docstring
-def _run(model, state, params, r, u, noise_state,
-         s_indptr, s_post, s_weight, p_indptr, p_post, p_weight,
-         bias, stim_amp, stim_on, stim_off,
-         noise_kind, noise_sigma, noise_decay, noise_seed,
-         step0, local0, n_steps, dt, decay, jump,
-         rec_every, rec_idx, rec_u, rec_r, rec_v,
-         spike_step, spike_neuron, n_spikes):
-    """Advance the network ``n_steps`` steps. Returns (steps done, spikes recorded); stops
-    early, before the step that could overflow the spike buffer."""
-    n = r.shape[0]
-    capacity = spike_step.shape[0]
-    spiked = np.empty(n, dtype=np.bool_)
-    xs = np.empty(n, dtype=r.dtype)
-    n_rec = rec_idx.shape[0]
-    sqrt_dt = np.float32(np.sqrt(dt))
-    for k in range(n_steps):
-        if n_spikes + n > capacity:
-            return k, n_spikes
-        step = step0 + k
-        stim_active = stim_on <= step < stim_off
-        # one loop per task, with the branches outside: the neuron loop then vectorises
-        for i in range(n):
-            xs[i] = u[i] + bias[i]
-        if stim_active:
+_KERNELS: dict[Any, Any] = {}
+
+
+def kernel_for(model: NeuronModel):
+    """The simulation kernel of one neuron model: :func:`_make_run` around its ``step``,
+    compiled on first use and kept for the process."""
+    run = _KERNELS.get(model.step)
+    if run is None:
+        run = _KERNELS[model.step] = _make_run(model.step)
+    return run
+
+
+def _make_run(step):
+    """A kernel specialised to one model's ``step``: numba treats the closure's ``step`` as
+    a constant and inlines it into the neuron loop, as fast as a kernel written for that
+    model alone."""
+
+    @numba.njit  # not cache=True: see "No on-disk cache" in the module docstring
+    def run(state, params, r, u, noise_state,
+            s_indptr, s_post, s_weight, p_indptr, p_post, p_weight,
+            bias, stim_amp, stim_on, stim_off,
+            noise_kind, noise_sigma, noise_decay, noise_seed,
+            step0, local0, n_steps, dt, decay, jump,
+            rec_every, rec_idx, rec_u, rec_r, rec_v,
+            spike_step, spike_neuron, n_spikes):
+        """Advance the network ``n_steps`` steps. Returns (steps done, spikes recorded); stops
+        early, before the step that could overflow the spike buffer."""
+        n = r.shape[0]
+        capacity = spike_step.shape[0]
+        spiked = np.empty(n, dtype=np.bool_)
+        xs = np.empty(n, dtype=r.dtype)
+        n_rec = rec_idx.shape[0]
+        sqrt_dt = np.float32(np.sqrt(dt))
+        for k in range(n_steps):
+            if n_spikes + n > capacity:
+                return k, n_spikes
+            now = step0 + k  # (not "step": that is the model's)
+            stim_active = stim_on <= now < stim_off
+            # one loop per task, with the branches outside: the neuron loop then vectorises
             for i in range(n):
-                xs[i] += stim_amp[i]
-        if noise_kind == 1:
+                xs[i] = u[i] + bias[i]
+            if stim_active:
+                for i in range(n):
+                    xs[i] += stim_amp[i]
+            if noise_kind == 1:
+                for i in range(n):
+                    xs[i] += noise_sigma * np.float32(_normal(noise_seed, now, i)) / sqrt_dt
+            elif noise_kind == 2:
+                for i in range(n):
+                    noise_state[i] = noise_decay * noise_state[i] + noise_sigma * np.float32(
+                        np.sqrt(1.0 - noise_decay * noise_decay) * _normal(noise_seed, now, i))
+                    xs[i] += noise_state[i]
             for i in range(n):
-                xs[i] += noise_sigma * np.float32(_normal(noise_seed, step, i)) / sqrt_dt
-        elif noise_kind == 2:
+                spiked[i] = step(state, params, i, xs[i], dt)
             for i in range(n):
-                noise_state[i] = noise_decay * noise_state[i] + noise_sigma * np.float32(
-                    np.sqrt(1.0 - noise_decay * noise_decay) * _normal(noise_seed, step, i))
-                xs[i] += noise_state[i]
-        if model == 0:
-            for i in range(n):
-                spiked[i] = theta.step(state, params, i, xs[i], dt)
-        elif model == 1:
-            for i in range(n):
-                spiked[i] = lif.step(state, params, i, xs[i], dt)
-        else:
-            for i in range(n):
-                spiked[i] = izhikevich.step(state, params, i, xs[i], dt)
-        for i in range(n):
-            r[i] *= decay
-            u[i] *= decay
-        for j in range(n):
-            if spiked[j]:
-                r[j] += jump
-                for idx in range(s_indptr[j], s_indptr[j + 1]):
-                    u[s_post[idx]] += s_weight[idx] * jump
-                for idx in range(p_indptr[j], p_indptr[j + 1]):
-                    u[p_post[idx]] += p_weight[idx] * jump
-                spike_step[n_spikes] = step
-                spike_neuron[n_spikes] = j
-                n_spikes += 1
-        local = local0 + k + 1  # steps done in this simulate() call
-        if rec_every > 0 and local % rec_every == 0:
-            row = local // rec_every - 1
-            if row < rec_u.shape[0] or row < rec_r.shape[0] or row < rec_v.shape[0]:
-                for m in range(n_rec):
-                    if rec_u.shape[1] > 0:
-                        rec_u[row, m] = u[rec_idx[m]]
-                    if rec_r.shape[1] > 0:
-                        rec_r[row, m] = r[rec_idx[m]]
-                    if rec_v.shape[1] > 0:
-                        rec_v[row, m] = state[0, rec_idx[m]]
-    return n_steps, n_spikes
+                r[i] *= decay
+                u[i] *= decay
+            for j in range(n):
+                if spiked[j]:
+                    r[j] += jump
+                    for idx in range(s_indptr[j], s_indptr[j + 1]):
+                        u[s_post[idx]] += s_weight[idx] * jump
+                    for idx in range(p_indptr[j], p_indptr[j + 1]):
+                        u[p_post[idx]] += p_weight[idx] * jump
+                    spike_step[n_spikes] = now
+                    spike_neuron[n_spikes] = j
+                    n_spikes += 1
+            local = local0 + k + 1  # steps done in this simulate() call
+            if rec_every > 0 and local % rec_every == 0:
+                row = local // rec_every - 1
+                if row < rec_u.shape[0] or row < rec_r.shape[0] or row < rec_v.shape[0]:
+                    for m in range(n_rec):
+                        if rec_u.shape[1] > 0:
+                            rec_u[row, m] = u[rec_idx[m]]
+                        if rec_r.shape[1] > 0:
+                            rec_r[row, m] = r[rec_idx[m]]
+                        if rec_v.shape[1] > 0:
+                            rec_v[row, m] = state[0, rec_idx[m]]
+        return n_steps, n_spikes
+
+    return run
 
 
 # --------------------------------------------------------------------------------------
@@ -301,6 +313,7 @@ class Simulator:
             self.noise_seed = int(noise.seed if noise.seed is not None else seed + 0x5EED)
         self.noise_sigma, self.noise_decay = real(noise_sigma), real(noise_decay)
         self.out = network.out_lists()
+        self._run = kernel_for(model)
         self.params = np.ascontiguousarray(model.param_array(n, network.params), dtype=real)
         self.dt_model = real(dt / model.time_unit)
         self.decay = real(np.exp(-dt / network.tau_s))
@@ -348,8 +361,8 @@ class Simulator:
         step0 = self.step
         n_spikes = done = 0
         while done < n_steps:
-            steps, n_spikes = _run(
-                self.model.code, self.neuron, self.params, self.r, self.u, self.noise_state,
+            steps, n_spikes = self._run(
+                self.neuron, self.params, self.r, self.u, self.noise_state,
                 out.static_indptr, out.static_post, out.static_weights,
                 out.plastic_indptr, out.plastic_post, out.plastic_weights,
                 self.bias, stim, step0 + on, step0 + off,
@@ -469,9 +482,7 @@ def simulate(
                           {"long_name": "filtered spike train", "units": "Hz"})
     if rec_v is not None:
         data_vars["v"] = (("time", "neuron"), rec_v,
-                          {"long_name": "theta phase" if model.name == "theta"
-                           else "membrane potential",
-                           "units": "rad" if model.name == "theta" else "mV"})
+                          {"long_name": model.state_label[0], "units": model.state_label[1]})
     traces = xr.Dataset(data_vars, coords={
         "time": ("time", times, {"units": "s"}), "neuron": ("neuron", rec_idx)})
     return SimResult(

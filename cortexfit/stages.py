@@ -304,7 +304,8 @@ def _model_targets(ctx: RunContext) -> xr.Dataset:
         targets.attrs["units_before_selection"] = n_all
     aux = ctx.resolved["auxiliary"]
     return add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
-                         amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed)
+                         amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed,
+                         neuron_model=ctx.resolved["network"]["neuron_model"])
 
 
 def stage_targets(ctx: RunContext) -> str:

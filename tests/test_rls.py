@@ -5,7 +5,21 @@ import numpy as np
 import pytest
 
 from cortexfit.network import ei_network, gaussian_network
+from cortexfit.neurons import get_model
 from cortexfit.rls import LANES, RLSState, rls_update_reference
+
+
+def _signal(neurons, u, bias, target, rate_form):
+    """Error and gain as the trainer makes them (drive: u - f and 1; rate: the theta
+    neuron's smooth curve, c = 0.1, gated at threshold), from each side's own u."""
+    u = np.asarray(u, dtype=float)[neurons]
+    if not rate_form:
+        return u - target, np.ones(len(neurons))
+    fi = get_model("theta").fi_curve(None, len(neurons), smoothing=0.1)
+    total = u + np.asarray(bias, dtype=float)[neurons]
+    gain = fi.dphi(total)
+    gain[total <= 0] = 0.0
+    return fi.phi(total) - target, gain
 
 
 def _run_both(net, rate_form, n_steps=40, seed=0, lazy=False, neurons=None):
@@ -24,11 +38,11 @@ def _run_both(net, rate_form, n_steps=40, seed=0, lazy=False, neurons=None):
         r = rng.uniform(0, 0.5, n).astype(np.float32)
         target = (rng.uniform(0, 0.3, neurons.size) if rate_form
                   else rng.normal(0, 1, neurons.size)).astype(np.float32)
-        a = state.update(neurons, pl.indices, w32, net.plastic_sign, fz32, r, u32, bias,
-                         target, rate_form, 0.1, deferred=lazy)
+        a = state.update(neurons, pl.indices, w32, net.plastic_sign, fz32, r, u32,
+                         *_signal(neurons, u32, bias, target, rate_form), deferred=lazy)
         b = rls_update_reference(neurons, pl.indptr, pl.indices, w64, net.plastic_sign, fz64,
-                                 dense, r.astype(float), u64, bias.astype(float),
-                                 target.astype(float), rate_form)
+                                 dense, r.astype(float), u64,
+                                 *_signal(neurons, u64, bias, target.astype(float), rate_form))
         frozen_counts.append((a, b))
     assert state.pending == lazy  # the last step's updates are still pending ...
     state.flush()  # ... until flushed
@@ -125,24 +139,25 @@ def test_wrong_arguments_stop_with_a_clear_error():
     state = RLSState(pl.indptr, 1.0)
     ok = dict(indices=pl.indices, weights=pl.data.copy(), sign=net.plastic_sign,
               frozen=np.zeros(pl.nnz, bool), r=np.ones(20, np.float32),
-              u=np.zeros(20, np.float32), bias=np.zeros(20, np.float32),
-              target=np.ones(20, np.float32))
+              u=np.zeros(20, np.float32), err=np.ones(20, np.float32),
+              gain=np.ones(20, np.float32))
 
     def call(neurons=np.arange(20), **changes):
         args = {**ok, **changes}
         state.update(neurons, args["indices"], args["weights"], args["sign"], args["frozen"],
-                     args["r"], args["u"], args["bias"], args["target"], False, 0.1)
+                     args["r"], args["u"], args["err"], args["gain"])
 
     with pytest.raises(ConfigError, match=r"Field: weights.*Expected: \(\d+,\)"):
         call(weights=pl.data[:-1].copy())
     with pytest.raises(ConfigError, match="Field: r"):
         call(r=np.ones(19, np.float32))
-    with pytest.raises(ConfigError, match="Field: target"):
+    with pytest.raises(ConfigError, match="Field: err"):
         call(neurons=np.arange(5))
     with pytest.raises(ConfigError, match=r"neurons\[2\].*Found: 20"):
-        call(neurons=np.array([0, 1, 20]), target=np.ones(3, np.float32))
+        call(neurons=np.array([0, 1, 20]), err=np.ones(3, np.float32),
+             gain=np.ones(3, np.float32))
     with pytest.raises(ConfigError, match="repeated"):
-        call(neurons=np.array([3, 3]), target=np.ones(2, np.float32))
+        call(neurons=np.array([3, 3]), err=np.ones(2, np.float32), gain=np.ones(2, np.float32))
     call()  # the right sizes run
 
 
@@ -162,7 +177,7 @@ def test_recursive_least_squares_solves_a_static_regression():
         u = np.array([weights[pl.indptr[i]:pl.indptr[i + 1]] @ r[pl.indices[pl.indptr[i]:pl.indptr[i + 1]]]
                       for i in range(30)], dtype=np.float32)
         state.update(np.arange(30), pl.indices, weights, net.plastic_sign, frozen, r, u,
-                     np.zeros(30, np.float32), target, False, 0.1)
+                     u - target, np.ones(30, np.float32))
     np.testing.assert_allclose(weights, true, atol=2e-2)
 
 
@@ -173,9 +188,11 @@ def test_far_subthreshold_input_without_gate_is_no_error():
     state = RLSState(pl.indptr, 1.0)
     before = pl.data.copy()
     u = np.full(20, -50.0, np.float32)
+    fi = get_model("theta").fi_curve(None, 20, smoothing=0.03)
+    gain = fi.dphi(u)
+    assert np.all(gain == 0)  # the curve's slope underflows: the trainer passes 0
     state.update(np.arange(20), pl.indices, pl.data, net.plastic_sign, np.zeros(pl.nnz, bool),
-                 np.full(20, 0.2, np.float32), u, np.zeros(20, np.float32),
-                 np.full(20, 0.1, np.float32), True, 0.03, gate=-np.inf)
+                 np.full(20, 0.2, np.float32), u, fi.phi(u) - 0.1, gain)
     np.testing.assert_array_equal(pl.data, before)
 
 
@@ -210,10 +227,11 @@ def test_edge_sizes_agree_with_the_reference(rate_form):
     for _ in range(30):
         r = rng.uniform(0, 0.5, n).astype(np.float32)
         target = (rng.uniform(0, 0.3, n) if rate_form else rng.normal(0, 1, n)).astype(np.float32)
-        a = state.update(neurons, indices, w32, sign, fz32, r, u32, bias, target, rate_form, 0.1)
+        a = state.update(neurons, indices, w32, sign, fz32, r, u32,
+                         *_signal(neurons, u32, bias, target, rate_form))
         b = rls_update_reference(neurons, indptr, indices, w64, sign, fz64, dense,
-                                 r.astype(float), u64, bias.astype(float), target.astype(float),
-                                 rate_form)
+                                 r.astype(float), u64,
+                                 *_signal(neurons, u64, bias, target.astype(float), rate_form))
         assert a == b
     np.testing.assert_allclose(w32, w64, atol=2e-5 * np.abs(w64).max())
     np.testing.assert_array_equal(fz32, fz64)
@@ -248,8 +266,8 @@ def test_result_is_bit_identical_for_any_thread_count(monkeypatch):
             state = RLSState(indptr, 1.0)
             w, fz, u = w0.copy(), np.zeros(nnz, bool), np.zeros(n, np.float32)
             for r, target in steps:
-                state.update(np.arange(n), indices, w, sign, fz, r, u, np.zeros(n, np.float32),
-                             target, False, 0.1)
+                state.update(np.arange(n), indices, w, sign, fz, r, u, u - target,
+                             np.ones(n, np.float32))
             state.flush()
             results.append((w, u, state.packed))
     finally:

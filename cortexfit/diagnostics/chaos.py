@@ -81,7 +81,8 @@ def _one_run(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | None,
     pert.neuron[0] = ref.neuron[0] + eps * direction  # not wrapped: θ > π is a spike to come
     theta_ref, theta_pert = ref.neuron[0], pert.neuron[0]  # live views
     jump = float(ref.jump)
-    shift_gain = -0.5 * jump * jump  # r change per unit of phase lead after a spike
+    # r change per unit of phase lead after a spike (theta: speed 2, -jump² / 2)
+    shift_gain = -jump * jump / net.neuron_model.phase_speed_at_spike
     logs = np.zeros(n_intervals)
     flips = spikes = 0
     for interval in range(n_intervals):
@@ -187,9 +188,11 @@ def lyapunov(
                    stimulus=stimulus if is_network else None,
                    stim_duration=stim_duration, bias=bias, dt=dt)
     model = spec["stages"][0][1].neuron_model
-    if model.name != "theta":
-        raise ConfigError("the Lyapunov exponent is computed for theta neurons only",
-                          field="neuron_model", found=model.name, expected="'theta'")
+    if model.phase_speed_at_spike is None:
+        raise ConfigError("the Lyapunov exponent is computed for phase models only",
+                          field="neuron_model", found=model.name,
+                          expected="a phase model such as 'theta' (the spike-timing "
+                                   "correction reads the phase speed at the spike)")
     dt = spec["dt"]
     n_renorm = max(1, int(round(renorm_every / dt)))
     n_intervals = max(1, int(round(duration / (n_renorm * dt))))

@@ -122,32 +122,23 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
     elif hasattr(model, "network_") and hasattr(model, "initial_weights_"):
         est = model
         net = est.network_
-        dt = float(est.dt) if dt is None else float(dt)
-        bias = est.bias if bias is None else bias
+        protocol = est.protocol_
+        dt = protocol.dt if dt is None else float(dt)
+        bias = protocol.bias if bias is None else bias
         if stimulus is not None:
             raise ConfigError("a fitted model takes its stimulus from the condition",
                               field="stimulus", found="an amplitude array",
                               expected="stimulus=None and condition=<index or name>")
-        conditions = list(est.targets_.conditions)
         if condition is None:
             amp, stim_duration, cond_name = None, 0.0, None
         else:
-            if isinstance(condition, (int, np.integer)):
-                if not 0 <= int(condition) < len(conditions):
-                    raise ConfigError("no such condition", field="condition", found=condition,
-                                      expected=f"0..{len(conditions) - 1} or one of {conditions}")
-                c = int(condition)
-            elif str(condition) in conditions:
-                c = conditions.index(str(condition))
-            else:
-                raise ConfigError("no such condition", field="condition", found=condition,
-                                  expected=f"one of {conditions}")
-            amp = np.asarray(est.stimuli_[c], dtype=np.float64)
-            stim_duration = float(est.stim_duration) if stim_duration is None \
+            c = protocol.condition_index(condition)
+            amp = np.asarray(protocol.stimuli[c], dtype=np.float64)
+            stim_duration = protocol.stim_duration if stim_duration is None \
                 else float(stim_duration)
-            cond_name = conditions[c]
+            cond_name = protocol.conditions[c]
         stages = ([("before", initial_network(est))] if before_after else []) + [("after", net)]
-        offset = float(est.update_times_[0] - est.update_every)  # the targets' first time
+        offset = protocol.window_start  # the targets' first time
     elif hasattr(model, "network_") or hasattr(model, "fit"):
         raise ConfigError("the model is not fitted", field="network_",
                           found="no fitted network", expected="call fit() first")
@@ -182,7 +173,7 @@ def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | Non
                stim_steps: int, n_window: int, n_delete: int, rec: int, seed: int,
                precision: str) -> dict:
     """One network: the shared run to the deletion, the deletion, then both runs."""
-    is_theta = net.neuron_model.name == "theta"
+    is_phase = net.neuron_model.phase_speed_at_spike is not None
     unit = net.neuron_model.time_unit
     n_rows = n_window // rec
     rows = {name: np.zeros(n_rows) for name in ("du", "dr", "dv")}
@@ -225,7 +216,7 @@ def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | Non
         rows["du"][row] = np.mean(np.abs(ref.u.astype(np.float64) - pert.u))
         rows["dr"][row] = np.mean(np.abs(ref.r.astype(np.float64) - pert.r)) / unit
         dv = ref.neuron[0].astype(np.float64) - pert.neuron[0]
-        rows["dv"][row] = np.mean(np.abs(_wrap(dv) if is_theta else dv))
+        rows["dv"][row] = np.mean(np.abs(_wrap(dv) if is_phase else dv))
     if done < n_window:
         n_spikes += ref.advance(n_window - done)[0].size
     return {**rows, "neuron": j, "step": search_from + k + 1, "spikes": n_spikes}
@@ -311,15 +302,15 @@ def perturbation(
     ]
     names = [name for name, _ in spec["stages"]]
     model = spec["stages"][0][1].neuron_model
-    is_theta = model.name == "theta"
+    is_phase = model.phase_speed_at_spike is not None
     n = spec["stages"][0][1].n_neurons
     offset = spec["offset"]
     times = offset + np.arange(1, n_window // rec + 1) * rec * dt
-    dv_name = "phase_divergence" if is_theta else "v_divergence"
+    dv_name = "phase_divergence" if is_phase else "v_divergence"
     dv_attrs = ({"long_name": "mean over neurons of |wrap(theta1 - theta2)|", "units": "rad",
                  "chance_level": np.pi / 2,
                  "chance_level_note": "independent uniform phases"}
-                if is_theta else {"long_name": "mean over neurons of |v1 - v2|", "units": "mV"})
+                if is_phase else {"long_name": "mean over neurons of |v1 - v2|", "units": "mV"})
 
     def stack(key: str) -> np.ndarray:
         return np.stack([res[key] for res in results])

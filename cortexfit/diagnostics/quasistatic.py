@@ -13,14 +13,15 @@ with the actual drives on the right-hand side and ``I_j`` the model's constant b
 
 **Units.** The simulator keeps ``u = W r`` with ``r`` the filtered spike train in spikes per
 model time unit (theta: per tau = 10 ms; each spike adds 1/tau_s in those units). The
-theta f-I curve ``phi`` (``rate_sharp``, ``rate_smooth``) is also in spikes per tau, and in
+f-I curve ``phi`` is also in spikes per model time unit, and in
 a quasi-static state ``r_j ~ phi(u_j + I_j)``, so ``U_pred = W phi(u + I)`` with no further
 factor (the "2" of the paper's Eq 40, ``2 rho(pi)``, is already inside phi). ``gain`` (the
 least-squares slope of u on U_pred) checks the scale: ~1 when the units are right.
 
-**f-I curve.** ``fi="smooth"`` (default): ``phi2`` with ``c`` = the model's ``fi_smoothing``
-(what rate training used; the recordings preset: 0.03, the paper: 0.1); ``fi="sharp"``:
-``phi1 = sqrt([x]+)/pi``. Other neuron models use their own f-I curve (sharp only).
+**f-I curve.** The network's neuron model's own (:mod:`cortexfit.neurons.base`).
+``fi="smooth"`` (default): smoothed by ``c`` = the model's ``fi_smoothing`` input scales
+(what rate training used; the recordings preset: 0.03, the paper: 0.1; for theta this is
+``phi2``); ``fi="sharp"``: the sharp curve (theta: ``phi1 = sqrt([x]+)/pi``).
 """
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ import xarray as xr
 
 from ..exceptions import ConfigError
 from ..metrics import pearson_kernel
-from ..simulate import Simulator
 from .lesion import _check_choice, _check_fitted
 
 __all__ = ["quasistatic", "fi_curve"]
@@ -40,23 +40,16 @@ FI_CURVES = ("smooth", "sharp")
 
 
 def fi_curve(network: Any, fi: str = "smooth", c: float = 0.1):
-    """The f-I curve ``phi(x)`` of the network's neurons in spikes per model time unit."""
-    from ..neurons import theta
-
+    """The f-I curve ``phi(x)`` of the network's neurons (neurons on the last axis of x) in
+    spikes per model time unit: the model's own (:meth:`NeuronModel.fi_curve`), smoothed by
+    ``c`` input scales (``fi="smooth"``, as rate training used it) or sharp."""
     fi = _check_choice("fi", fi, FI_CURVES)
+    if fi == "smooth" and not (np.isfinite(c) and c > 0):
+        raise ConfigError("the smoothing constant must be positive", field="c", found=c,
+                          expected="> 0")
     model = network.neuron_model
-    if model.name == "theta":
-        if fi == "sharp":
-            return theta.rate_sharp
-        if not (np.isfinite(c) and c > 0):
-            raise ConfigError("the smoothing constant must be positive", field="c", found=c,
-                              expected="> 0")
-        return lambda x: theta.rate_smooth(x, c)
-    if fi == "smooth":
-        raise ConfigError("only the theta neuron has a smooth f-I curve", field="fi",
-                          found=f"{fi!r} for {model.name!r}", expected="'sharp'")
-    params = network.params
-    return lambda x: np.asarray(model.rate(x, params)) * model.time_unit
+    return model.fi_curve(network.params, network.n_neurons,
+                          smoothing=c if fi == "smooth" else 0.0).phi
 
 
 def _condition_index(fitted: Any, condition: Any) -> list[int]:
@@ -111,31 +104,28 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
     smoothing = float(getattr(fitted, "fi_smoothing", 0.1) if c is None else c)
     phi = fi_curve(net, fi, smoothing)
     conditions = _condition_index(fitted, condition)
-    dt = float(fitted.dt)
+    protocol = fitted.protocol_
+    dt = protocol.dt
     if not (np.isfinite(interval) and interval > 0):
         raise ConfigError("interval must be positive", field="interval", found=interval,
                           expected="> 0 seconds")
     rec_every = max(1, int(round(interval / dt)))
-    steps_per_update = int(round(fitted.update_every / dt))
-    n_steps = fitted.update_times_.size * steps_per_update
+    n_steps = protocol.window_steps
     n_rows = n_steps // rec_every
-    t0 = float(fitted.update_times_[0] - fitted.update_every)
-    time = t0 + np.arange(1, n_rows + 1) * rec_every * dt
-    keep = time >= t0 + discard
+    time = protocol.window_times(rec_every)
+    keep = time >= protocol.window_start + discard
     if keep.sum() < 3:
         raise ConfigError("too little of the window is left", field="discard", found=discard,
                           expected=f"< {n_rows * rec_every * dt:g} s minus a few samples")
     n = net.n_neurons
     weights = net.weights().astype(np.float64)
     unit = net.neuron_model.time_unit
-    bias = np.broadcast_to(np.asarray(fitted.bias, dtype=np.float64), (n,))
-    stim_steps = int(round(fitted.stim_duration / dt))
+    bias = np.broadcast_to(np.asarray(protocol.bias, dtype=np.float64), (n,))
 
     out = {k: [] for k in ("pearson", "gain", "rate", "rate_predicted", "u", "u_pred")}
     for ci in conditions:
-        sim = Simulator(net, dt=dt, bias=fitted.bias, seed=seed)
-        if stim_steps:
-            sim.advance(stim_steps, stimulus=fitted.stimuli_[ci].astype(sim.real))
+        sim = protocol.simulator(net, seed=seed)
+        protocol.lead_in(sim, ci)
         rec_u = np.zeros((n_rows, n), dtype=sim.real)
         spike_steps, spike_neurons = sim.advance(n_steps, rec_every=rec_every,
                                                  rec_idx=np.arange(n), rec_u=rec_u)

@@ -23,9 +23,8 @@ import numba
 import numpy as np
 
 from ..exceptions import ConfigError
-from .base import NeuronModel, register
+from .base import NeuronModel
 
-CODE = 1
 TIME_UNIT = 0.001
 
 
@@ -140,14 +139,21 @@ def step(state, params, i, x, dt):
     return True
 
 
-MODEL = register(NeuronModel(
+def threshold(params: LIFParams | None = None, n: int = 1) -> np.ndarray:
+    """The rheobase ``v_thr - v_rest`` (mV): the neuron fires for inputs above it."""
+    p = params or LIFParams()
+    return np.full(n, p.v_thr - p.v_rest)
+
+
+MODEL = NeuronModel(
     name="lif",
-    code=CODE,
     time_unit=TIME_UNIT,
     n_state=2,
     params=LIFParams(),
     init_state=init_state,
+    step=step,
     rate=rate,
     rate_derivative=rate_derivative,
+    threshold=threshold,
     description="leaky integrate-and-fire, tau = 10 ms, threshold -50 mV, reset -65 mV",
-))
+)

@@ -16,16 +16,13 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .base import NeuronModel, register
+from .base import NeuronModel
 
 TAU = 0.010
 """Membrane time constant in seconds: the theta neuron's unit of time."""
 
 SMOOTH_C = 0.1
 """Smoothing constant c of the noisy-input f-I curve (Brunel & Latham 2003; the paper)."""
-
-CODE = 0
-
 
 def rate_sharp(x):
     """f-I curve for constant input: ``φ1(x) = sqrt([x]+) / π``, spikes per tau."""
@@ -105,14 +102,28 @@ def step(state, params, i, x, dt):
     return False
 
 
-MODEL = register(NeuronModel(
+def threshold(params=None, n: int = 1) -> np.ndarray:
+    """The theta neuron fires for any input above 0."""
+    return np.zeros(n)
+
+
+def input_scale(params=None, n: int = 1) -> np.ndarray:
+    """One unit of input: the reference of every model's input scale (see ``base``)."""
+    return np.ones(n)
+
+
+MODEL = NeuronModel(
     name="theta",
-    code=CODE,
     time_unit=TAU,
     n_state=1,
     params=ThetaParams(),
     init_state=init_state,
+    step=step,
     rate=rate_hz,
     rate_derivative=rate_derivative_hz,
+    threshold=threshold,
+    scale=input_scale,
+    state_label=("theta phase", "rad"),
+    phase_speed_at_spike=2.0,  # 1 - cos π + x (1 + cos π) = 2, whatever x
     description="theta neuron (QIF), tau = 10 ms; the paper's model",
-))
+)

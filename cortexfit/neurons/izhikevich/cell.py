@@ -1,4 +1,6 @@
-"""Izhikevich neurons (Izhikevich 2003), RS / IB / CH / FS / LTS cell types.
+"""Izhikevich neurons (Izhikevich 2003), RS / IB / CH / FS / LTS cell types: the cell.
+
+The f-I curve is measured and tabulated in :mod:`.fi_table`; the package builds the model.
 
 ``dv/dt = 0.04 v² + 5 v + 140 - w + x``, ``dw/dt = a (b v - w)``; a spike when v >= 30 mV,
 then ``v = c``, ``w += d``. Time unit: 1 ms; x is the total input (bias, stimulus, noise,
@@ -20,10 +22,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from ..exceptions import ConfigError
-from .base import NeuronModel, register
+from ...exceptions import ConfigError
 
-CODE = 2
 TIME_UNIT = 0.001
 
 CELL_TYPES: dict[str, tuple[float, float, float, float]] = {
@@ -69,23 +69,6 @@ def init_state(n: int, rng: np.random.Generator, params: IzhikevichParams | None
     return state
 
 
-def rate(x, cell_type: "str | IzhikevichParams" = "RS"):
-    """f-I curve in Hz, measured by simulation and tabulated (see :mod:`.fi_table`).
-
-    ``cell_type``: one type name, or the network's :class:`IzhikevichParams` (several
-    types: neuron ``i`` on the last axis of ``x`` has ``types()[i % len(types())]``)."""
-    from .fi_table import izhikevich_rate
-
-    return izhikevich_rate(x, cell_type)
-
-
-def rate_derivative(x, cell_type: "str | IzhikevichParams" = "RS"):
-    """Derivative of :func:`rate` (Hz per unit input), finite differences of the table."""
-    from .fi_table import izhikevich_rate_derivative
-
-    return izhikevich_rate_derivative(x, cell_type)
-
-
 @numba.njit(inline="always")
 def _derivatives(v, w, a, b, x):
     dv = np.float32(0.04) * v * v + np.float32(5.0) * v + np.float32(140.0) - w + x
@@ -119,16 +102,3 @@ def step(state, params, i, x, dt):
     state[0, i] = v_next
     state[1, i] = w + dt * dw
     return False
-
-
-MODEL = register(NeuronModel(
-    name="izhikevich",
-    code=CODE,
-    time_unit=TIME_UNIT,
-    n_state=2,
-    params=IzhikevichParams(),
-    init_state=init_state,
-    rate=rate,
-    rate_derivative=rate_derivative,
-    description="Izhikevich (2003) neurons: RS, IB, CH, FS, LTS or an equal mix",
-))

@@ -1,8 +1,9 @@
 """The Izhikevich f-I curves: measured once by simulation, tabulated and cached.
 
 The Izhikevich model has no closed-form f-I curve, so for each cell type the steady-state
-firing rate under a constant input is measured with cortexfit's own simulator: one run of
-uncoupled neurons (``gaussian_network(..., sigma=0)``), one neuron per input on the grid
+firing rate under a constant input is measured by simulation with the model's own ``step``
+(the simulator's kernel without the network): one run of uncoupled neurons, one per input on
+the grid
 :data:`GRID` (-5 to 40 in steps of 0.025), ``dt = 0.1 ms`` (the simulator's default) in
 float32, starting from the resting state at zero input. The first :data:`TRANSIENT` seconds
 are discarded (spike-frequency adaptation settles) and the rate is measured over the next
@@ -44,16 +45,18 @@ import logging
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
 
-from ..atomic import atomic_path
-from ..exceptions import ConfigError
-from . import izhikevich
-from .izhikevich import CELL_TYPES, IzhikevichParams
+from ...atomic import atomic_path
+from ...exceptions import ConfigError
+from . import cell
+from .cell import CELL_TYPES, IzhikevichParams
 
 __all__ = [
     "izhikevich_rate",
     "izhikevich_rate_derivative",
+    "izhikevich_threshold",
     "fi_table",
     "measure_fi_curve",
     "steady_rate",
@@ -121,27 +124,43 @@ def _rest_state(cell_type: str) -> tuple[float, float]:
     return float(v), float(b * v)
 
 
+@numba.njit  # no on-disk cache: it inlines cell.step from another file (see simulate.py)
+def _uncoupled(state, params, x, n_steps, dt_model, capacity):
+    """Step uncoupled neurons under constant inputs ``x``; the step index of each spike,
+    per neuron (``capacity`` at most; -1 pads), and the spike count."""
+    n = x.shape[0]
+    steps = np.full((n, capacity), -1, dtype=np.int64)
+    counts = np.zeros(n, dtype=np.int64)
+    for k in range(n_steps):
+        for i in range(n):
+            if cell.step(state, params, i, x[i], dt_model):
+                if counts[i] < capacity:
+                    steps[i, counts[i]] = k
+                counts[i] += 1
+    return steps, counts
+
+
 def measure_fi_curve(cell_type: str, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Simulate uncoupled neurons of one cell type, one per input of ``x`` (default: the grid),
-    and return ``(x, rate in Hz)`` (no cache)."""
-    from ..network import gaussian_network
-    from ..simulate import SimState, simulate
-
+    from the resting state, and return ``(x, rate in Hz)`` (no cache). Float32 with
+    ``dt`` = :data:`DT`, exactly as the simulator runs them."""
     cell_type = _check_type(cell_type)
     x = _grid() if x is None else np.atleast_1d(np.asarray(x, dtype=float))
-    n = max(x.size, 2)  # a network needs two neurons
-    bias = np.resize(x, n)
-    network = gaussian_network(n, p=1.0 / n, sigma=0.0, neuron_model="izhikevich",
-                               model_params=IzhikevichParams(cell_types=cell_type))
+    n = x.size
+    params = IzhikevichParams(cell_types=cell_type).as_array(n).astype(np.float32)
     v0, w0 = _rest_state(cell_type)
-    neuron = np.array([np.full(n, v0), np.full(n, w0)], dtype=np.float32)
-    zeros = np.zeros(n, dtype=np.float32)
-    start = SimState(neuron=neuron, r=zeros, u=zeros.copy(), noise=zeros.copy())
-    result = simulate(network, TRANSIENT + WINDOW, dt=DT, bias=bias, state=start,
-                      precision="float32")
-    rate = np.array([steady_rate(s, TRANSIENT, TRANSIENT + WINDOW, DT)
-                     for s in result.spike_trains()])
-    return x, rate[: x.size]
+    state = np.array([np.full(n, v0), np.full(n, w0)], dtype=np.float32)
+    n_steps = int(round((TRANSIENT + WINDOW) / DT))
+    capacity = n_steps // 2 + 1  # a spike every other step at most (5 kHz at 0.1 ms)
+    steps, counts = _uncoupled(state, params, x.astype(np.float32), n_steps,
+                               np.float32(DT / cell.TIME_UNIT), capacity)
+    if np.any(counts > capacity):
+        raise ConfigError("an Izhikevich input drives the neuron faster than measurable",
+                          field="x", found=float(x[np.argmax(counts)]),
+                          expected=f"at most {capacity} spikes in {TRANSIENT + WINDOW} s")
+    rate = np.array([steady_rate((steps[i, :counts[i]] + 1) * DT, TRANSIENT,
+                                 TRANSIENT + WINDOW, DT) for i in range(n)])
+    return x, rate
 
 
 # --------------------------------------------------------------------------------------
@@ -162,12 +181,12 @@ def cache_dir() -> Path:
 def _key(cell_type: str) -> str:
     """Hash of everything the table depends on."""
     try:  # the step, its helpers and the cell types: any edit measures a new table
-        model_source = inspect.getsource(izhikevich)
+        model_source = inspect.getsource(cell)
     except (OSError, TypeError):
         model_source = ""
     settings = {
         "version": TABLE_VERSION, "cell_type": cell_type, "abcd": CELL_TYPES[cell_type],
-        "v_peak": izhikevich.V_PEAK, "grid": GRID, "dt": DT, "transient": TRANSIENT,
+        "v_peak": cell.V_PEAK, "grid": GRID, "dt": DT, "transient": TRANSIENT,
         "window": WINDOW, "precision": "float32", "start": "rest", "source": model_source,
     }
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
@@ -301,3 +320,17 @@ def izhikevich_rate_derivative(x, cell_type: str | IzhikevichParams = "RS") -> n
     from 0 to a finite rate (FS, LTS, and the bursting types at rheobase) the derivative
     is a narrow peak one grid step wide."""
     return _per_type(_derivative_one, x, cell_type)
+
+
+def _threshold_one(cell_type: str) -> float:
+    """The largest grid input below the first one at which the cell fires."""
+    grid, rate = fi_table(cell_type)
+    firing = np.flatnonzero(rate > 0)
+    return float(grid[max(int(firing[0]) - 1, 0)]) if firing.size else float(grid[-1])
+
+
+def izhikevich_threshold(params: IzhikevichParams | None = None, n: int = 1) -> np.ndarray:
+    """Per neuron, the largest input (on the table's grid) at which it is silent; neuron
+    ``i`` has the type ``types()[i % len(types())]``."""
+    types = (params or IzhikevichParams()).types()
+    return np.array([_threshold_one(types[i % len(types)]) for i in range(n)])
