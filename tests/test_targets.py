@@ -14,7 +14,13 @@ from hypothesis import strategies as st
 from cortexfit import targets as targets_module
 from cortexfit.exceptions import ConfigError, CortexfitError, DataError, TargetError
 from cortexfit.io.convention import Trial, make_block
-from cortexfit.targets import KERNELS, _Smoother, make_targets, targets_from_rates
+from cortexfit.targets import (
+    KERNELS,
+    make_targets,
+    rates_from_spike_times,
+    targets_from_rates,
+)
+from cortexfit.targets.rates import _Smoother
 
 WINDOW = (-1.5, 1.0)
 BIN = 0.02
@@ -311,6 +317,64 @@ def test_112_trials_61_units():
     assert list(ds["condition"].values) == ["l", "r"]
     assert ds["n_trials"].sel(split="heldout").values.tolist() == [11, 11]
     check_sound(ds)
+
+
+# ---------------------------------------------------------------------------------------
+# rates_from_spike_times: plain arrays, the same rates as make_targets
+# ---------------------------------------------------------------------------------------
+
+def _event_trials(block, event="go_cue"):
+    """(event time, spike times per unit) of every trial that holds ``event``."""
+    out = []
+    for seg in block.segments:
+        ev = [e for e in seg.events if e.name == event]
+        if ev:
+            out.append((float(ev[0].times[0]), [st.magnitude for st in seg.spiketrains]))
+    return out
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_rates_from_spike_times_equal_make_targets(block, kernel):
+    kw = {"window": WINDOW, "bin_size": BIN, "kernel": kernel, "kernel_width": 0.05}
+    ds = make_targets(block, align="go_cue", min_rate=0, heldout_fraction=0, min_trials=1, **kw)
+    trials = _event_trials(block)
+    # spike times relative to the event, on the clock of the window
+    rates = rates_from_spike_times([[t - go for t in units] for go, units in trials], **kw)
+    assert rates.dtype == np.float64 and rates.shape == (119, 6, ds.sizes["time"])
+    np.testing.assert_array_equal(rates.astype(np.float32), ds["trial_rate"].values)
+    cond = ds["trial_condition"].values
+    for label in ds["condition"].values:
+        np.testing.assert_array_equal(rates[cond == label].mean(axis=0),
+                                      ds["rate"].sel(condition=label).values)
+    # (times, unit ids) per trial, rows in the order of units: the same numbers
+    pairs = [(np.concatenate(units) - go, np.repeat(np.arange(6), [u.size for u in units]))
+             for go, units in trials]
+    np.testing.assert_array_equal(rates_from_spike_times(pairs, units=[5, 0, 2], **kw),
+                                  rates[:, [5, 0, 2]])
+    # spike times relative to the window start, window (0, length)
+    start, stop = WINDOW
+    shifted = rates_from_spike_times(
+        [[t - (go + start) for t in units] for go, units in trials],
+        **{**kw, "window": (0.0, stop - start)})
+    np.testing.assert_allclose(shifted, rates, rtol=1e-12, atol=1e-9)
+
+
+def test_rates_from_spike_times_errors():
+    kw = {"window": (0.0, 1.0), "bin_size": 0.1, "kernel": "gaussian", "kernel_width": 0.05}
+    assert rates_from_spike_times([[np.array([0.5])]], **kw).shape == (1, 1, 10)
+    assert rates_from_spike_times([], units=["a", "b"], **kw).shape == (0, 2, 10)
+    with pytest.raises(ConfigError, match="does not divide the window"):
+        rates_from_spike_times([[np.array([0.5])]], **{**kw, "bin_size": 0.3})
+    with pytest.raises(ConfigError, match="unknown smoothing kernel"):
+        rates_from_spike_times([[np.array([0.5])]], **{**kw, "kernel": "cosine"})
+    with pytest.raises(ConfigError, match="different numbers of units"):
+        rates_from_spike_times([[np.array([0.5])], [np.array([0.5]), np.array([])]], **kw)
+    with pytest.raises(ConfigError, match="differ in length"):
+        rates_from_spike_times([(np.array([0.1, 0.5]), np.array([0]))], units=[0], **kw)
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        rates_from_spike_times([[np.array([0.1, np.nan])]], **kw)
+    with pytest.raises(ConfigError, match="no unit"):
+        rates_from_spike_times([], **kw)
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,32 @@
+"""Targets: a recording (neo.Block) -> trial-averaged rates as an ``xarray.Dataset``.
+
+:func:`make_targets` makes trial targets from a Block; :func:`targets_from_rates` wraps
+rates that come without trials; :func:`rates_from_spike_times` bins and smooths plain
+spike times (a model's, say) exactly as ``make_targets`` does a recording's trials.
+
+The modules, from the bottom up:
+
+* :mod:`.checks`: argument checks (seconds, the window, its bins, numbers in a range);
+* :mod:`.rates`: spike times -> binned, smoothed rates (the kernels, how they are applied);
+* :mod:`.schema`: the targets Dataset (its schema: dims, variables, coords, attrs);
+* :mod:`.selection`: which trials (``where``, conditions, alignment, the split);
+* :mod:`.make`: :func:`make_targets`, the steps above in order.
+"""
+# cortexfit.io.arrays imports targets_from_rates from this package, and .selection and
+# .make import cortexfit.io: so .schema (which imports nothing of cortexfit.io) must be
+# imported, and targets_from_rates bound here, before them; the split keeps it so.
+from .schema import targets_from_rates
+
+# isort: split
+from .make import make_targets
+from .rates import KERNEL_ALIASES, KERNELS, Kernel, rates_from_spike_times
+from .rates import _Smoother as _Smoother  # used by tests/test_evaluate.py
+
+__all__ = [
+    "KERNELS",
+    "KERNEL_ALIASES",
+    "Kernel",
+    "make_targets",
+    "rates_from_spike_times",
+    "targets_from_rates",
+]
