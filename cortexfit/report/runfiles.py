@@ -1,0 +1,116 @@
+"""A run folder's files, read back for the report: :class:`RunFiles` (read by
+:func:`_read_run`, which checks that the folder holds :data:`REQUIRED_FILES`) and the
+state of its diagnostics (:func:`diagnostics_state`)."""
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+import xarray as xr
+
+from ..diagnostics import load_diagnostics
+from ..exceptions import DataError
+from .html import slug
+
+__all__ = ["REQUIRED_FILES", "RunFiles", "diagnostics_state"]
+
+REQUIRED_FILES = ("config.toml", "versions.json", "recording.nc", "targets.nc", "history.nc",
+                  "scores.nc")
+_NC = {"engine": "h5netcdf"}
+
+
+def _open(path: Path) -> xr.Dataset:
+    with xr.open_dataset(path, **_NC) as ds:
+        return ds.load()
+
+
+# ---------------------------------------------------------------------- the run folder
+@dataclass
+class RunFiles:
+    """A run folder's files, read: what every part of the report draws from."""
+
+    run_dir: Path
+    config: dict
+    versions: dict
+    stages: dict | None  # stages.json's records; None without stages.json
+    recording: xr.Dataset
+    targets: xr.Dataset
+    history: xr.Dataset
+    scores: xr.Dataset
+    diagnostics: dict[str, xr.Dataset] | None
+    diagnostics_state: str  # "done", "disabled" or "unfinished"
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("run", {}).get("name", self.run_dir.name))
+
+    @property
+    def dataset(self) -> dict:
+        return json.loads(self.recording.attrs.get("dataset", "{}") or "{}")
+
+    @property
+    def conditions(self) -> list[str]:
+        return [str(c) for c in self.targets["condition"].values]
+
+    @property
+    def n_units(self) -> int:
+        return int(self.targets.sizes["unit"])
+
+    @property
+    def has_heldout(self) -> bool:
+        return "pearson_heldout" in self.scores
+
+    @property
+    def rates_only(self) -> bool:
+        return bool(int(self.recording.attrs.get("rates_only", 0)))
+
+    @property
+    def fit_settings(self) -> dict:
+        return {**self.config.get("network", {}), **self.config.get("training", {})}
+
+    @property
+    def align_event(self) -> str:
+        return str(self.targets.attrs.get("align_event", "the event"))
+
+    def filename(self, name: str, ext: str) -> str:
+        """A download's file name: the run's name and what it holds."""
+        return f"{slug(self.name)}-{name}.{ext}"
+
+
+def diagnostics_state(run_dir: Path, config: dict, stages: dict | None) -> str:
+    """``"disabled"`` when ``[diagnostics] enabled = false``; ``"unfinished"`` when they are
+    enabled but ``diagnostics.nc`` is missing or ``stages.json`` (when there is one) has no
+    finished diagnostics record (an interrupted stage); else ``"done"``."""
+    if not config.get("diagnostics", {}).get("enabled", True):
+        return "disabled"
+    if not (Path(run_dir) / "diagnostics.nc").is_file():
+        return "unfinished"
+    if stages is not None and "finished" not in stages.get("diagnostics", {}):
+        return "unfinished"
+    return "done"
+
+
+def _read_run(run_dir: Path) -> RunFiles:
+    missing = [name for name in REQUIRED_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise DataError("the folder is not a complete cortexfit run", file=run_dir,
+                        field="files", found=f"missing {', '.join(missing)}",
+                        expected=", ".join(REQUIRED_FILES),
+                        hint="Run `cortexfit run CONFIG.toml --out RUN_DIR` first (it skips "
+                             "the stages that are already done)")
+    config = tomllib.loads((run_dir / "config.toml").read_text(encoding="utf-8"))
+    stages_path = run_dir / "stages.json"
+    stages = (json.loads(stages_path.read_text(encoding="utf-8")).get("stages", {})
+              if stages_path.is_file() else None)
+    state = diagnostics_state(run_dir, config, stages)
+    diag = None
+    if state == "done":
+        diag = load_diagnostics(run_dir / "diagnostics.nc")
+    return RunFiles(
+        run_dir=run_dir, config=config,
+        versions=json.loads((run_dir / "versions.json").read_text(encoding="utf-8")),
+        stages=stages, recording=_open(run_dir / "recording.nc"),
+        targets=_open(run_dir / "targets.nc"), history=_open(run_dir / "history.nc"),
+        scores=_open(run_dir / "scores.nc"), diagnostics=diag, diagnostics_state=state)
