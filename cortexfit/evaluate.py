@@ -28,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from .exceptions import ConfigError, TargetError
+from .fit.fitted import as_fitted
 from .metrics import DIMENSIONLESS, pearson, pearson_kernel, r2, rmse, spearman_brown
 
 __all__ = ["model_rates", "score", "summarize", "noise_ceiling", "split_half_reliability",
@@ -50,17 +51,15 @@ def model_rates(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS
     from .io.arrays import from_spike_times
     from .targets import make_targets
 
-    if not hasattr(fitted, "network_"):
-        raise ConfigError("the model is not fitted", field="fitted", found="no network_",
-                          expected="a fitted RLSFit")
+    fitted = as_fitted(fitted)
     if n_trials < 1:
         raise ConfigError("n_trials must be >= 1", field="n_trials", found=n_trials,
                           expected=">= 1")
-    tg = fitted.targets_
+    tg = fitted.targets
     units, neurons = _recorded_neurons(fitted, targets)
     start = float(targets.attrs["window_start"])
     stop = float(targets.attrs["window_stop"])
-    t_first = fitted.protocol_.window_start  # window start on the
+    t_first = fitted.protocol.window_start  # window start on the
     # model's clock, in target time; the model has no activity to show before it
     t0 = min(start, t_first)
     trials, conditions = [], []
@@ -109,7 +108,7 @@ _CEILING_METHOD = (
 
 def _recorded_neurons(fitted, targets: xr.Dataset) -> tuple[list[str], np.ndarray]:
     """The targets' units and the index of each one's model neuron."""
-    tg = fitted.targets_
+    tg = fitted.targets
     units = [str(u) for u in targets["unit"].values]
     recorded = {unit: k for k, (unit, role) in enumerate(zip(tg.recorded_unit, tg.roles))
                 if role == "recorded"}
@@ -635,17 +634,15 @@ def example_model_spikes(fitted, targets: xr.Dataset, *, seed: int,
     ``model_example_seed`` over ``model_example_trial``; ``model_spike_time``'s
     ``attrs["window"]`` is the [start, stop] of the window kept (s).
     """
-    if not hasattr(fitted, "network_"):
-        raise ConfigError("the model is not fitted", field="fitted", found="no network_",
-                          expected="a fitted RLSFit")
+    fitted = as_fitted(fitted)
     n_per_condition = _check_int_arg(n_per_condition, "n_per_condition", 1)
-    tg = fitted.targets_
+    tg = fitted.targets
     units, neurons = _recorded_neurons(fitted, targets)
     # model neuron index -> position in the targets' unit order (-1: not a recorded unit)
     unit_of_neuron = np.full(len(tg.neuron_ids), -1, dtype=np.int64)
     unit_of_neuron[neurons] = np.arange(len(units))
-    start = fitted.protocol_.window_start
-    stop = float(targets.attrs.get("window_stop", fitted.protocol_.update_times[-1]))
+    start = fitted.protocol.window_start
+    stop = float(targets.attrs.get("window_stop", fitted.protocol.update_times[-1]))
     times, spike_units, trials, labels, seeds = [], [], [], [], []
     for condition in (str(c) for c in targets["condition"].values):
         if condition not in tg.conditions:

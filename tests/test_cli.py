@@ -105,7 +105,7 @@ def test_demo_rerun_skips_the_fit(tmp_path, monkeypatch):
     out = tmp_path / "demo"
     assert main(["demo", "--out", str(out), "--loops", "1"]) == 0
     first = np.load(out / "model.npz")["plastic_data"]
-    import cortexfit.fit as fit_module
+    import cortexfit.rls as fit_module
 
     def no_training(*args, **kwargs):  # the rerun must not train again
         raise AssertionError("the fit ran again although nothing changed")

@@ -172,17 +172,16 @@ def test_lesion_and_shuffle_run_on_a_dale_network(fitted):
     # the fixture's estimator with an (untrained) E/I network of the same size: the whole
     # path, including the static synapses (k_plastic = K) and the sign groups
     est, targets, _ = fitted
-    dale = copy.copy(est)
-    dale.network_ = ei_network(120, p=0.1, J=1.0, g=4.0, k_plastic=10, plastic_scale=1.0,
-                               tau_s=0.05, seed=0)
-    dale.bias = 0.3
+    dale = replace(est.fitted_, protocol=replace(est.protocol_, bias=0.3)).with_network(
+        ei_network(120, p=0.1, J=1.0, g=4.0, k_plastic=10, plastic_scale=1.0, tau_s=0.05,
+                   seed=0))
     ds = shuffle(dale, targets, fractions=(1.0,), n_repeats=1, n_trials=1, scope="all")
     assert "sign groups" in ds.attrs["permutation"]
     assert ds.attrs["n_candidates"] == 1200
     ds = lesion(dale, targets, fractions=(0.5,), n_repeats=1, n_trials=1)
     gone = np.flatnonzero(ds["lesioned"].values[0, 0])
-    cut = cut_outputs(dale.network_, gone)
-    assert cut.static.nnz == dale.network_.static.nnz > 0
+    cut = cut_outputs(dale.network, gone)
+    assert cut.static.nnz == dale.network.static.nnz > 0
     assert np.all(cut.weights().toarray()[:, gone] == 0) and cut.check_dale()
 
 
@@ -221,9 +220,7 @@ def test_gaussian_network_radius_is_sigma_not_sigma_sqrt_1_minus_p(p):
 def test_dale_network_bulk_matches_the_figure_4h_normalisation(fitted):
     est, _, _ = fitted
     net = ei_network(1000, p=0.1, J=6.0, g=5.0, seed=0)
-    untrained = copy.copy(est)
-    untrained.network_ = net
-    untrained.initial_weights_ = net.weights()
+    untrained = replace(est.fitted_, network=net, initial_weights=net.weights())
     ds = spectrum(untrained, normalize=True)
     assert float(ds["radius_theory"]) == pytest.approx(1.0)
     assert "Figure 4h" in ds.attrs["normalization"]
@@ -235,7 +232,7 @@ def test_dale_network_bulk_matches_the_figure_4h_normalisation(fitted):
     assert 0.95 < np.quantile(modulus, 0.99) < 1.05
     assert modulus[0] < 1.2
     # without the network's settings the radius is estimated from W0: within 2 %
-    untrained.network_ = replace(net, info={})
+    untrained = untrained.with_network(replace(net, info={}))
     estimated = spectrum(untrained, normalize=True)
     assert "estimated" in estimated.attrs["normalization"]
     assert estimated.attrs["scale"] == pytest.approx(ds.attrs["scale"], rel=0.02)
@@ -279,13 +276,13 @@ def test_quasistatic_accuracy_grows_with_tau_s_in_untrained_networks(fitted):
     r = {}
     for tau_s in (0.01, 0.1):
         net = ei_network(300, p=0.1, J=6.0, g=5.0, tau_s=tau_s, seed=0)
-        untrained = copy.copy(est)
-        untrained.network_ = net
-        untrained.targets_ = replace(est.targets_, conditions=["none"],
-                                     neuron_ids=[f"n{i}" for i in range(300)],
-                                     roles=["auxiliary"] * 300, recorded_unit=[""] * 300)
-        untrained.protocol_ = replace(est.protocol_, stimuli=np.zeros((1, 300)), bias=0.5,
-                                      conditions=("none",))
+        untrained = replace(
+            est.fitted_, network=net,
+            targets=replace(est.targets_, conditions=["none"],
+                            neuron_ids=[f"n{i}" for i in range(300)],
+                            roles=["auxiliary"] * 300, recorded_unit=[""] * 300),
+            protocol=replace(est.protocol_, stimuli=np.zeros((1, 300)), bias=0.5,
+                             conditions=("none",)))
         r[tau_s] = quasistatic(untrained, seed=0, discard=0.5, fi="smooth", c=0.1).attrs[
             "mean_pearson"]
     assert r[0.01] < 0.3 and r[0.1] > 0.5 and r[0.1] - r[0.01] > 0.4, r

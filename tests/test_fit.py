@@ -147,7 +147,7 @@ def test_figure4_dale_network_learns_its_innate_trajectories():
                     stim_amplitude=2.0, pre_duration=1.0, progress=False, seed=0)
     trained = RLSFit(network=net, loops=40, **settings).fit(targets)
     untrained = RLSFit(network=net, loops=1, **settings).fit(targets)
-    untrained.network_ = net  # same stimulus and targets, initial weights
+    untrained = untrained.with_network(net)  # same stimulus and targets, initial weights
 
     def evoked(est):
         runs = np.stack([est.run_trial(0, seed=s)["u"].values for s in range(10, 16)])
@@ -193,7 +193,7 @@ def test_runaway_rates_stop_training_with_a_clear_error():
 
 
 def test_nan_stops_training_naming_the_neuron_and_keeps_the_checkpoint(tmp_path, monkeypatch):
-    import cortexfit.fit as fit_module
+    import cortexfit.rls as fit_module
 
     real_update = fit_module.RLSState.update
     calls = {"n": 0}
@@ -257,8 +257,8 @@ def test_rate_training_filtered_trains_follow_rate_targets():
               for s in (41, 42, 43, 44)]
     assert min(scores) >= 0.8, scores
     untrained = RLSFit(**{**settings, "loops": 1}).fit(targets)
-    untrained.network_ = gaussian_network(200, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05,
-                                          seed=np.random.default_rng([0, 1]))
+    untrained = untrained.with_network(gaussian_network(
+        200, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05, seed=np.random.default_rng([0, 1])))
     before = pearson_kernel(untrained.run_trial(0, seed=41)["r"].values.T, goal).mean()
     assert before < 0.3  # the untrained network does not follow the targets
 

@@ -168,16 +168,16 @@ class _Interrupt:
     """Make the fit stop (like Ctrl-C) right after the checkpoint of loop ``after``."""
 
     def __init__(self, monkeypatch, after: int):
-        from cortexfit.fit import RLSFit
+        from cortexfit.fit import training
 
-        original = RLSFit._save_checkpoint
+        original = training.save_checkpoint
 
-        def save(fit_self, path, fingerprint, loops_done, *args, **kwargs):
-            original(fit_self, path, fingerprint, loops_done, *args, **kwargs)
+        def save(path, fingerprint, loops_done, *args, **kwargs):
+            original(path, fingerprint, loops_done, *args, **kwargs)
             if loops_done == after:
                 raise KeyboardInterrupt
 
-        monkeypatch.setattr(RLSFit, "_save_checkpoint", save)
+        monkeypatch.setattr(training, "save_checkpoint", save)
 
 
 def _interrupted_run(out, after: int) -> None:
@@ -198,7 +198,7 @@ def test_an_interrupted_fit_resumes_to_the_same_weights(tmp_path, monkeypatch, q
     assert "--resume" in str(info.value) and "loop 2 of 3" in str(info.value)
     assert (out / "checkpoint.npz").is_file()
 
-    import cortexfit.fit as fit_module
+    import cortexfit.rls as fit_module
 
     calls = []
     original = fit_module.RLSState.update

@@ -33,6 +33,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from cortexfit.fit import FittedNetwork
 from cortexfit.health import fit_problems
 from cortexfit.pipeline import run
 from cortexfit.report import Section, write_report
@@ -703,36 +704,38 @@ def test_scores_hold_model_example_spikes(demo_run):
         assert np.corrcoef(counts, rate)[0, 1] > 0.8
 
 
-class _StubFit:
-    """Just what example_model_spikes uses of a fitted RLSFit: model neuron 0 is unit u1,
-    neuron 1 auxiliary, neuron 2 unit u0; the window starts at -0.1 s."""
-
-    def __init__(self):
-        from types import SimpleNamespace
-
-        self.network_ = object()
-        self.targets_ = SimpleNamespace(conditions=["a", "b"], neuron_ids=["u1", "x0", "u0"],
-                                        roles=["recorded", "auxiliary", "recorded"],
-                                        recorded_unit=["u1", "", "u0"])
-        self.update_times_ = np.array([0.0, 0.5, 1.0])
-        self.update_every = 0.1
-        self.calls = []
+class _StubFit(FittedNetwork):
+    """Just what example_model_spikes uses of a fit: model neuron 0 is unit u1, neuron 1
+    auxiliary, neuron 2 unit u0; the window starts at -0.1 s; run_trial gives fixed spikes
+    and records its calls."""
 
     def run_trial(self, condition, *, seed):
-        self.calls.append((condition, seed))
+        self.settings["calls"].append((condition, seed))
         return xr.Dataset({"spike_time": ("spike", [0.2, 0.3, -0.5, 0.9, 1.5]),
                            "spike_neuron": ("spike", [0, 1, 2, 2, 2])})
+
+
+def _stub_fit() -> _StubFit:
+    from types import SimpleNamespace
+
+    targets = SimpleNamespace(conditions=["a", "b"], neuron_ids=["u1", "x0", "u0"],
+                              roles=["recorded", "auxiliary", "recorded"],
+                              recorded_unit=["u1", "", "u0"])
+    protocol = SimpleNamespace(window_start=-0.1, update_times=np.array([0.0, 0.5, 1.0]))
+    return _StubFit(network=object(), targets=targets, protocol=protocol, frozen=None,
+                    initial_weights=None, final_state=None, history=None,
+                    settings={"calls": []})
 
 
 def test_example_model_spikes_keeps_recorded_units_in_the_targets_order():
     from cortexfit.evaluate import example_model_spikes
 
-    stub = _StubFit()
+    stub = _stub_fit()
     targets = xr.Dataset(coords={"condition": ["b", "a"], "unit": ["u0", "u1"]},
                          attrs={"window_stop": 1.2})
     ds = example_model_spikes(stub, targets, seed=10, n_per_condition=2)
     # the targets' condition order; the model's condition index picks the seed
-    assert stub.calls == [(1, 10 + 7919), (1, 10 + 7920), (0, 10), (0, 11)]
+    assert stub.settings["calls"] == [(1, 10 + 7919), (1, 10 + 7920), (0, 10), (0, 11)]
     assert ds["model_example_condition"].values.tolist() == ["b", "b", "a", "a"]
     assert ds["model_example_seed"].values.tolist() == [7929, 7930, 10, 11]
     # auxiliary spikes and spikes outside [-0.1, 1.2] s dropped; neuron 0 -> u1 (index 1)

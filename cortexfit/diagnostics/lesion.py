@@ -24,14 +24,13 @@ Decisions where the paper is silent:
   ``"heldout"``). Its noise ceiling is left out (it depends on the data only:
   :func:`cortexfit.evaluate.noise_ceiling`).
 
-The fitted estimator is never modified: each lesion works on ``network_.copy()`` inside a
+The fit is never modified: each lesion works on ``network.copy()`` inside a
 shallow copy of the estimator.
 
 This module also holds the helpers that :mod:`cortexfit.diagnostics.shuffle` shares.
 """
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from ..exceptions import ConfigError, TargetError
+from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
 
 __all__ = ["lesion", "cut_outputs"]
@@ -57,11 +57,6 @@ DEFAULT_N_REPEATS = 3
 
 
 # ----------------------------------------------------------------------------- helpers
-def _check_fitted(fitted: Any) -> None:
-    for name in ("network_", "targets_", "update_times_", "stimuli_"):
-        if not hasattr(fitted, name):
-            raise ConfigError("the model is not fitted", field="fitted",
-                              found=f"no {name}", expected="a fitted RLSFit (call fit() first)")
 
 
 def _check_targets(fitted: Any, targets: Any) -> None:
@@ -70,9 +65,9 @@ def _check_targets(fitted: Any, targets: Any) -> None:
                           field="targets", found=type(targets).__name__ if not isinstance(
                               targets, xr.Dataset) else list(targets.data_vars),
                           expected="an xarray Dataset with 'rate' (make_targets / add_auxiliary)")
-    if fitted.targets_.form != "rate":
+    if fitted.targets.form != "rate":
         raise ConfigError("the diagnostics score rates: the model was trained on drives",
-                          field="fitted", found=f"form {fitted.targets_.form!r}",
+                          field="fitted", found=f"form {fitted.targets.form!r}",
                           expected="a model fitted to rate targets")
 
 
@@ -114,11 +109,9 @@ def _count(fraction: float, size: int) -> int:
     return int(min(size, max(1, math.floor(fraction * size + 0.5))))
 
 
-def _with_network(fitted: Any, network: Network) -> Any:
-    """A shallow copy of the estimator that runs ``network`` (the original is untouched)."""
-    est = copy.copy(fitted)
-    est.network_ = network
-    return est
+def _with_network(fitted: FittedNetwork, network: Network) -> FittedNetwork:
+    """The same fit running ``network`` (the original is untouched)."""
+    return fitted.with_network(network)
 
 
 def _evaluate(fitted: Any, targets: xr.Dataset, n_trials: int, seed: int) -> xr.DataArray:
@@ -133,7 +126,7 @@ def _evaluate(fitted: Any, targets: xr.Dataset, n_trials: int, seed: int) -> xr.
 
 def _unit_neurons(fitted: Any, targets: xr.Dataset) -> np.ndarray:
     """The model neuron index of each unit of ``targets`` (in ``targets['unit']`` order)."""
-    tg = fitted.targets_
+    tg = fitted.targets
     index = {u: k for k, (u, role) in enumerate(zip(tg.recorded_unit, tg.roles))
              if role == "recorded"}
     units = [str(u) for u in targets["unit"].values]
@@ -163,7 +156,7 @@ def _score_vars(scores: np.ndarray, intact: xr.DataArray, extra_dims: tuple[str,
 
 def _base_coords(fitted: Any, intact: xr.DataArray, fractions: np.ndarray,
                  n_repeats: int) -> dict:
-    tg = fitted.targets_
+    tg = fitted.targets
     return {
         "fraction": ("fraction", fractions, {"long_name": "fraction perturbed", "units": "1"}),
         "repeat": ("repeat", np.arange(n_repeats), {"long_name": "random draw"}),
@@ -225,20 +218,20 @@ def lesion(fitted: Any, targets: xr.Dataset, *, fractions: Sequence[float] = (0.
         ``mean_pearson_intact(split)``, ``lesioned(fraction, repeat, neuron)`` (bool),
         ``unit_lesioned(fraction, repeat, unit)`` (bool), ``n_lesioned(fraction)``.
     """
-    _check_fitted(fitted)
+    fitted = as_fitted(fitted)
     _check_targets(fitted, targets)
     fractions = _check_fractions(fractions)
     n_repeats = _check_int("n_repeats", n_repeats, 1)
     n_trials = _check_int("n_trials", n_trials, 1)
     population = _check_choice("population", population, POPULATIONS)
-    tg = fitted.targets_
+    tg = fitted.targets
     roles = np.asarray(tg.roles)
     pool = np.arange(roles.size) if population == "all" else np.flatnonzero(roles == population)
     if pool.size == 0:
         raise ConfigError("the population to lesion is empty", field="population",
                           found=population, expected="a population the model has neurons of")
     unit_neuron = _unit_neurons(fitted, targets)
-    base = fitted.network_
+    base = fitted.network
     n = base.n_neurons
 
     intact = _evaluate(fitted, targets, n_trials, eval_seed)

@@ -44,6 +44,7 @@ import numpy as np
 import xarray as xr
 
 from ..exceptions import ConfigError, CortexfitWarning
+from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
 from ..simulate import DEFAULT_DT, Simulator, initial_state
 from ..validation import check_nonnegative
@@ -81,9 +82,9 @@ def add_spike_effect(sim: Simulator, neurons: np.ndarray, amounts: np.ndarray) -
 
 def initial_network(fitted: Any) -> Network:
     """A copy of the fitted network with its weights before training
-    (``fitted.initial_weights_``, static part unchanged)."""
-    net = fitted.network_.copy()
-    w0 = fitted.initial_weights_.tocsr()
+    (``fitted.initial_weights``, static part unchanged)."""
+    net = fitted.network.copy()
+    w0 = fitted.initial_weights.tocsr()
     plastic = net.plastic
     rows = np.repeat(np.arange(net.n_neurons), np.diff(plastic.indptr))
     cols = plastic.indices
@@ -119,10 +120,10 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
             amp, stim_duration = None, 0.0
         stages = [("network", net)]
         offset, cond_name = 0.0, None
-    elif hasattr(model, "network_") and hasattr(model, "initial_weights_"):
-        est = model
-        net = est.network_
-        protocol = est.protocol_
+    elif isinstance(model, FittedNetwork) or hasattr(model, "fit"):
+        est = as_fitted(model)
+        net = est.network
+        protocol = est.protocol
         dt = protocol.dt if dt is None else float(dt)
         bias = protocol.bias if bias is None else bias
         if stimulus is not None:
@@ -139,9 +140,6 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
             cond_name = protocol.conditions[c]
         stages = ([("before", initial_network(est))] if before_after else []) + [("after", net)]
         offset = protocol.window_start  # the targets' first time
-    elif hasattr(model, "network_") or hasattr(model, "fit"):
-        raise ConfigError("the model is not fitted", field="network_",
-                          found="no fitted network", expected="call fit() first")
     else:
         raise ConfigError("expected a fitted RLSFit or a Network", field="model",
                           found=type(model).__name__, expected="RLSFit (fitted) or Network")

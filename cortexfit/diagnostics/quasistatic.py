@@ -31,8 +31,9 @@ import numpy as np
 import xarray as xr
 
 from ..exceptions import ConfigError
+from ..fit.fitted import as_fitted
 from ..metrics import pearson_kernel
-from .lesion import _check_choice, _check_fitted
+from .lesion import _check_choice
 
 __all__ = ["quasistatic", "fi_curve"]
 
@@ -53,7 +54,7 @@ def fi_curve(network: Any, fi: str = "smooth", c: float = 0.1):
 
 
 def _condition_index(fitted: Any, condition: Any) -> list[int]:
-    names = list(fitted.targets_.conditions)
+    names = list(fitted.targets.conditions)
     if condition is None:
         return list(range(len(names)))
     if isinstance(condition, (int, np.integer)) and not isinstance(condition, bool):
@@ -75,8 +76,8 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
     Parameters
     ----------
     fitted
-        A fitted :class:`cortexfit.fit.RLSFit` (or any estimator with ``network_``,
-        ``targets_``, ``stimuli_``, ``update_times_``, ``dt``, ``bias``, ...). Not modified.
+        A fitted :class:`cortexfit.fit.RLSFit` or its :class:`~cortexfit.fit.FittedNetwork`.
+        Not modified.
     condition
         A condition label or index; None: every condition (one trial each).
     seed
@@ -99,12 +100,12 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
         ``rate_predicted(condition, neuron)`` (mean ``phi(u + I)``, Hz), attrs
         ``mean_pearson`` (over conditions and neurons).
     """
-    _check_fitted(fitted)
-    net = fitted.network_
-    smoothing = float(getattr(fitted, "fi_smoothing", 0.1) if c is None else c)
+    fitted = as_fitted(fitted)
+    net = fitted.network
+    smoothing = float(fitted.settings.get("fi_smoothing", 0.1) if c is None else c)
     phi = fi_curve(net, fi, smoothing)
     conditions = _condition_index(fitted, condition)
-    protocol = fitted.protocol_
+    protocol = fitted.protocol
     dt = protocol.dt
     if not (np.isfinite(interval) and interval > 0):
         raise ConfigError("interval must be positive", field="interval", found=interval,
@@ -145,7 +146,7 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
             out["u"].append(u)
             out["u_pred"].append(pred)
 
-    tg = fitted.targets_
+    tg = fitted.targets
     coords = {
         "condition": ("condition", [tg.conditions[ci] for ci in conditions]),
         "neuron": ("neuron", list(tg.neuron_ids)),

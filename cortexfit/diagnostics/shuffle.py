@@ -32,12 +32,12 @@ import numpy as np
 import xarray as xr
 
 from ..exceptions import ConfigError
+from ..fit.fitted import as_fitted
 from .lesion import (
     DEFAULT_N_REPEATS,
     DEFAULT_N_TRIALS,
     _base_coords,
     _check_choice,
-    _check_fitted,
     _check_fractions,
     _check_int,
     _check_targets,
@@ -119,14 +119,14 @@ def shuffle(fitted: Any, targets: xr.Dataset, *,
         ``mean_pearson_intact(split)``, ``n_shuffled(fraction)``, ``weight_change(fraction,
         repeat)`` (||W' - W|| / ||W_candidates||, Frobenius).
     """
-    _check_fitted(fitted)
+    fitted = as_fitted(fitted)
     _check_targets(fitted, targets)
     fractions = _check_fractions(fractions)
     n_repeats = _check_int("n_repeats", n_repeats, 1)
     n_trials = _check_int("n_trials", n_trials, 1)
     scope = _check_choice("scope", scope, SCOPES)
-    base = fitted.network_
-    candidates = shuffle_candidates(base, fitted.targets_.roles, scope)
+    base = fitted.network
+    candidates = shuffle_candidates(base, fitted.targets.roles, scope)
     if candidates.size < 2:
         raise ConfigError("too few trained synapses to shuffle", field="scope", found=(
             f"{candidates.size} nonzero plastic synapses in scope {scope!r}"),

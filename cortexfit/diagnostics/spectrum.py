@@ -35,7 +35,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from ..exceptions import ConfigError
-from .lesion import _check_fitted
+from ..fit.fitted import as_fitted
 
 __all__ = ["spectrum", "eigenvalues", "theory_radius"]
 
@@ -94,13 +94,10 @@ def spectrum(fitted: Any, *, normalize: bool | float = False,
     ``radius_theory`` (scalar, in the same scale) and the scale used in
     ``attrs["normalization"]``.
     """
-    _check_fitted(fitted)
-    if not hasattr(fitted, "initial_weights_"):
-        raise ConfigError("the model has no initial weights", field="initial_weights_",
-                          found="missing", expected="a model fitted or loaded by RLSFit")
-    before = fitted.initial_weights_
-    after = fitted.network_.weights()
-    radius0, how = theory_radius(fitted.network_, before)
+    fitted = as_fitted(fitted)
+    before = fitted.initial_weights
+    after = fitted.network.weights()
+    radius0, how = theory_radius(fitted.network, before)
     if isinstance(normalize, bool):
         scale = radius0 if normalize else 1.0
         if normalize and not radius0 > 0:
