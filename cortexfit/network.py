@@ -218,7 +218,7 @@ def ei_network(
     p: float = 0.1,
     J: float = 1.0,
     g: float = 5.0,
-    tau_s: float = 0.06,
+    tau_s: float,
     k_plastic: int | str = "all",
     plastic_scale: float = 0.0,
     excitatory: Sequence[bool] | None = None,
@@ -227,6 +227,10 @@ def ei_network(
     seed: int | np.random.Generator = 0,
 ) -> Network:
     """An excitatory/inhibitory network that respects Dale's law (the paper's Figure 4).
+
+    ``tau_s`` (s) has no default here: the paper's figures use different values (Figure 4:
+    60 ms, Figure 5: 50 ms, METHOD.md); the fitting API's one default is
+    :class:`~cortexfit.fit.RLSFit`'s ``tau_s`` (50 ms).
 
     Every ordered pair (no autapses) is connected with probability ``p``; E synapses have
     strength ``J / sqrt(N p)``, I synapses ``-g J / sqrt(N p)``.
@@ -292,12 +296,13 @@ def gaussian_network(
     p: float = 0.3,
     sigma: float = 1.0,
     zero_row_sum: bool = False,
-    tau_s: float = 0.02,
+    tau_s: float,
     neuron_model: str | NeuronModel = "theta",
     model_params: Any = None,
     seed: int | np.random.Generator = 0,
 ) -> Network:
-    """The paper's non-Dale network: each pair (no autapses) connected with probability p,
+    """The paper's non-Dale network (``tau_s`` required, see :func:`ei_network`): each pair
+    (no autapses) connected with probability p,
     weights ~ N(0, sigma^2 / (N p)); ``zero_row_sum`` subtracts each row's mean of its
     nonzero entries (Figure 1). ``sigma = 0`` gives zero initial weights on the same
     random mask (Figures 6-7). Every synapse is plastic and sign-unconstrained."""

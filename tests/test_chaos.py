@@ -60,7 +60,7 @@ def fitted():
 
 def test_uncoupled_tonic_neurons_have_a_zero_exponent():
     bias, duration = 0.5, 2.0
-    ds = lyapunov(gaussian_network(50, sigma=0.0), bias=bias, duration=duration, n_seeds=2)
+    ds = lyapunov(gaussian_network(50, tau_s=0.02, sigma=0.0), bias=bias, duration=duration, n_seeds=2)
     assert ds["lyapunov"].dims == ("stage", "seed")
     assert list(ds["stage"].values) == ["network"]
     assert ds["lyapunov"].attrs["units"] == "1/s"
@@ -71,7 +71,7 @@ def test_uncoupled_tonic_neurons_have_a_zero_exponent():
 
 @pytest.mark.parametrize("bias", [-0.1, -0.5])
 def test_uncoupled_resting_neurons_match_the_fixed_point_eigenvalue(bias):
-    ds = lyapunov(gaussian_network(50, sigma=0.0), bias=bias, duration=1.0, n_seeds=2)
+    ds = lyapunov(gaussian_network(50, tau_s=0.02, sigma=0.0), bias=bias, duration=1.0, n_seeds=2)
     theory = -2 * np.sqrt(-bias) / TAU  # -63.2 and -141.4 /s
     np.testing.assert_allclose(ds["lyapunov"].values, theory, rtol=0.01)
     assert np.all(ds["rate"].values == 0)
@@ -144,7 +144,7 @@ def test_lyapunov_input_errors(chaotic):
     from cortexfit.network import ei_network
 
     with pytest.raises(ConfigError, match="theta"):
-        lyapunov(ei_network(20, neuron_model="lif"), duration=0.1)
+        lyapunov(ei_network(20, tau_s=0.06, neuron_model="lif"), duration=0.1)
     with pytest.raises(ConfigError, match="eps"):
         lyapunov(chaotic, eps=0.1, duration=0.1)
     with pytest.raises(ConfigError, match="not fitted"):
@@ -202,7 +202,7 @@ def test_training_makes_the_network_less_sensitive_to_a_deleted_spike(fitted):
 
 
 def test_perturbation_without_spikes_after_the_deletion_warns():
-    net = gaussian_network(20, sigma=0.0)
+    net = gaussian_network(20, tau_s=0.02, sigma=0.0)
     with pytest.warns(CortexfitWarning, match="no spike"):
         ds = perturbation(net, bias=-0.5, duration=0.3)
     assert int(ds["deleted_neuron"][0]) == -1 and np.isnan(ds["deleted_time"][0])

@@ -150,7 +150,7 @@ def test_shuffle_layout(fitted, shuffled):
 
 def test_shuffle_permutes_values_and_keeps_sparsity_and_dale_signs():
     rng = np.random.default_rng(0)
-    net = ei_network(200, p=0.1, J=1.0, g=4.0, seed=0)
+    net = ei_network(200, tau_s=0.06, p=0.1, J=1.0, g=4.0, seed=0)
     # make the weights heterogeneous (as after training) but keep the signs
     net.set_plastic_weights(net.plastic.data * rng.uniform(0.1, 2.0, net.plastic.nnz))
     roles = np.where(np.arange(200) < 60, "recorded", "auxiliary")
@@ -212,14 +212,14 @@ def test_gaussian_network_radius_is_sigma_not_sigma_sqrt_1_minus_p(p):
     # per entry and zero mean, so the circular law gives radius sigma for any p.
     # measured at N = 1000, sigma = 1, 3 seeds: 1.02-1.07 (p = 0.1, 0.3, 0.8)
     sigma = 1.5
-    radius = np.abs(eigenvalues(gaussian_network(1000, p=p, sigma=sigma, seed=1).weights())[0])
+    radius = np.abs(eigenvalues(gaussian_network(1000, tau_s=0.02, p=p, sigma=sigma, seed=1).weights())[0])
     assert 0.97 * sigma < radius < 1.08 * sigma
     assert abs(radius - sigma * np.sqrt(1 - p)) > 0.04 * sigma
 
 
 def test_dale_network_bulk_matches_the_figure_4h_normalisation(fitted):
     est, _, _ = fitted
-    net = ei_network(1000, p=0.1, J=6.0, g=5.0, seed=0)
+    net = ei_network(1000, tau_s=0.06, p=0.1, J=6.0, g=5.0, seed=0)
     untrained = replace(est.fitted_, network=net, initial_weights=net.weights())
     ds = spectrum(untrained, normalize=True)
     assert float(ds["radius_theory"]) == pytest.approx(1.0)

@@ -17,7 +17,7 @@ from cortexfit.network import ei_network, excitatory_from_cell_types, gaussian_n
 def test_dale_holds_for_every_generated_network(n, p, frac, k, seed, scale):
     if k != "all" and k >= n:
         k = n - 1
-    net = ei_network(n, p=p, frac_exc=frac, J=2.0, g=4.0, k_plastic=k, plastic_scale=scale,
+    net = ei_network(n, tau_s=0.06, p=p, frac_exc=frac, J=2.0, g=4.0, k_plastic=k, plastic_scale=scale,
                      seed=seed)
     assert net.check_dale()
     w = net.weights().tocoo()
@@ -28,7 +28,7 @@ def test_dale_holds_for_every_generated_network(n, p, frac, k, seed, scale):
 
 def test_connection_probability_and_weights_match_what_was_asked():
     n, p, J, g = 1000, 0.1, 6.0, 5.0
-    net = ei_network(n, p=p, J=J, g=g, seed=3)
+    net = ei_network(n, tau_s=0.06, p=p, J=J, g=g, seed=3)
     nnz = net.plastic.nnz
     expected = p * n * (n - 1)
     assert abs(nnz - expected) < 4 * np.sqrt(expected * (1 - p))
@@ -47,7 +47,7 @@ def test_connection_probability_and_weights_match_what_was_asked():
 
 def test_k_plastic_inputs_are_a_set_of_their_own():
     n, k = 400, 30
-    net = ei_network(n, p=0.1, k_plastic=k, plastic_scale=1.0, seed=1)
+    net = ei_network(n, tau_s=0.06, p=0.1, k_plastic=k, plastic_scale=1.0, seed=1)
     counts = np.diff(net.plastic.indptr)
     assert np.all(counts == k)
     for i in range(0, n, 37):
@@ -55,26 +55,26 @@ def test_k_plastic_inputs_are_a_set_of_their_own():
         assert len(set(pre)) == k and i not in pre
     np.testing.assert_allclose(np.abs(net.plastic.data), 1.0 / np.sqrt(k), rtol=1e-6)
     assert net.static.nnz > 0 and net.check_dale()
-    zero = ei_network(n, p=0.1, k_plastic=k, seed=1)
+    zero = ei_network(n, tau_s=0.06, p=0.1, k_plastic=k, seed=1)
     assert zero.plastic.nnz == n * k and np.all(zero.plastic.data == 0)
 
 
 def test_gaussian_network_statistics():
     n, p, sigma = 800, 0.3, 2.0
-    net = gaussian_network(n, p=p, sigma=sigma, seed=0)
+    net = gaussian_network(n, tau_s=0.02, p=p, sigma=sigma, seed=0)
     data = net.plastic.data.astype(float)
     assert abs(data.mean()) < 4 * sigma / np.sqrt(n * p) / np.sqrt(data.size)
     assert data.std() == pytest.approx(sigma / np.sqrt(n * p), rel=0.02)
     assert net.plastic.nnz / (n * (n - 1)) == pytest.approx(p, rel=0.02)
     assert not net.dale and np.all(net.plastic_sign == 0)
-    balanced = gaussian_network(200, p=0.3, sigma=4.0, zero_row_sum=True, seed=0)
+    balanced = gaussian_network(200, tau_s=0.02, p=0.3, sigma=4.0, zero_row_sum=True, seed=0)
     np.testing.assert_allclose(balanced.weights().sum(axis=1), 0.0, atol=1e-4)
-    empty = gaussian_network(200, p=0.3, sigma=0.0, seed=0)
+    empty = gaussian_network(200, tau_s=0.02, p=0.3, sigma=0.0, seed=0)
     assert empty.plastic.nnz > 0.25 * 200 * 199 and np.all(empty.plastic.data == 0)
 
 
 def test_out_lists_mirror_the_in_lists():
-    net = ei_network(300, p=0.2, k_plastic=20, plastic_scale=0.5, seed=2)
+    net = ei_network(300, tau_s=0.06, p=0.2, k_plastic=20, plastic_scale=0.5, seed=2)
     out = net.out_lists()
     dense_plastic = net.plastic.toarray()
     for j in (0, 17, 299):
@@ -97,7 +97,7 @@ def test_cell_types_to_excitatory():
     with pytest.raises(ConfigError, match="neither excitatory nor inhibitory"):
         excitatory_from_cell_types(["pyramidal", "mystery"])
     assert list(excitatory_from_cell_types(["mystery"], default=False)) == [False]
-    net = ei_network(6, p=1.0, excitatory=excitatory_from_cell_types(labels), seed=0)
+    net = ei_network(6, tau_s=0.06, p=1.0, excitatory=excitatory_from_cell_types(labels), seed=0)
     assert net.check_dale() and net.excitatory.sum() == 3
 
 
@@ -111,5 +111,5 @@ def test_cell_types_to_excitatory():
 ])
 def test_bad_settings_raise_config_errors(kwargs, field):
     with pytest.raises(ConfigError) as err:
-        ei_network(**kwargs)
+        ei_network(**{"tau_s": 0.06, **kwargs})
     assert field in str(err.value)

@@ -37,7 +37,7 @@ def test_the_f_i_curve_is_the_rate_the_simulator_fires(name):
     model = get_model(name)
     fi = model.fi_curve(None, 3)
     inputs = fi.threshold + model.input_scale(None, 3) * np.array([0.0, 1.0, 3.0])
-    net = gaussian_network(3, p=0.5, sigma=0.0, neuron_model=name, seed=0)
+    net = gaussian_network(3, tau_s=0.02, p=0.5, sigma=0.0, neuron_model=name, seed=0)
     result = simulate(net, 3.0, bias=inputs, seed=0)
     measured = np.array([(s[s > 1.0].size - 1) / (s[s > 1.0][-1] - s[s > 1.0][0])
                          if s[s > 1.0].size > 1 else 0.0 for s in result.spike_trains()])

@@ -25,7 +25,7 @@ from cortexfit.simulate import SimState, simulate
 def _uncoupled(bias, duration, *, model="theta", params=None, dt=1e-4, seed=0,
                precision="float32", state=None):
     bias = np.asarray(bias, dtype=float)
-    network = gaussian_network(bias.size, p=0.05, sigma=0.0, neuron_model=model,
+    network = gaussian_network(bias.size, tau_s=0.02, p=0.05, sigma=0.0, neuron_model=model,
                                model_params=params)
     return simulate(network, duration, dt=dt, bias=bias, seed=seed, precision=precision,
                     state=state)

@@ -54,7 +54,7 @@ def _run_both(net, rate_form, n_steps=40, seed=0, lazy=False, neurons=None):
 @pytest.mark.parametrize("lazy", [False, True], ids=["eager", "deferred"])
 @pytest.mark.parametrize("rate_form", [False, True])
 def test_fused_kernel_agrees_with_the_reference(rate_form, lazy):
-    out = _run_both(ei_network(150, p=0.3, J=1.0, seed=0), rate_form, lazy=lazy)
+    out = _run_both(ei_network(150, tau_s=0.06, p=0.3, J=1.0, seed=0), rate_form, lazy=lazy)
     scale = np.abs(out["w64"]).max()
     np.testing.assert_allclose(out["w32"], out["w64"], atol=2e-5 * scale)
     np.testing.assert_array_equal(out["fz32"], out["fz64"])
@@ -65,7 +65,7 @@ def test_fused_kernel_agrees_with_the_reference(rate_form, lazy):
 
 
 def test_dale_guard_freezes_and_never_flips_a_sign():
-    net = ei_network(150, p=0.3, J=0.05, seed=2)  # weak weights: updates try to flip them
+    net = ei_network(150, tau_s=0.06, p=0.3, J=0.05, seed=2)  # weak weights: updates try to flip them
     before = net.plastic.data.copy()
     out = _run_both(net, rate_form=False, n_steps=60)
     after = out["w32"]
@@ -77,13 +77,13 @@ def test_dale_guard_freezes_and_never_flips_a_sign():
 
 
 def test_unconstrained_synapses_are_never_frozen():
-    out = _run_both(gaussian_network(100, p=0.3, sigma=0.1, seed=0), rate_form=False)
+    out = _run_both(gaussian_network(100, tau_s=0.02, p=0.3, sigma=0.1, seed=0), rate_form=False)
     assert out["fz32"].sum() == 0
 
 
 def test_a_subset_of_neurons_agrees_with_the_reference():
     """Only some neurons updated (the others' lanes in a batch stay as they are)."""
-    net = gaussian_network(100, p=0.3, sigma=1.0, seed=7)
+    net = gaussian_network(100, tau_s=0.02, p=0.3, sigma=1.0, seed=7)
     subset = np.random.default_rng(0).choice(100, size=37, replace=False)
     for lazy in (False, True):
         out = _run_both(net, rate_form=False, n_steps=25, lazy=lazy, neurons=subset)
@@ -134,7 +134,7 @@ def test_wrong_arguments_stop_with_a_clear_error():
     """The kernel does not bounds-check, so sizes and neuron ids are checked before it runs."""
     from cortexfit.exceptions import ConfigError
 
-    net = gaussian_network(20, p=0.5, sigma=1.0, seed=0)
+    net = gaussian_network(20, tau_s=0.02, p=0.5, sigma=1.0, seed=0)
     pl = net.plastic
     state = RLSState(pl.indptr, 1.0)
     ok = dict(indices=pl.indices, weights=pl.data.copy(), sign=net.plastic_sign,
@@ -163,7 +163,7 @@ def test_wrong_arguments_stop_with_a_clear_error():
 
 def test_recursive_least_squares_solves_a_static_regression():
     """Fed a fixed linear problem, RLS converges to the least-squares weights."""
-    net = gaussian_network(30, p=1.0, sigma=0.0, seed=0)
+    net = gaussian_network(30, tau_s=0.02, p=1.0, sigma=0.0, seed=0)
     pl = net.plastic
     rng = np.random.default_rng(3)
     true = rng.normal(size=pl.nnz).astype(np.float32)
@@ -183,7 +183,7 @@ def test_recursive_least_squares_solves_a_static_regression():
 
 def test_far_subthreshold_input_without_gate_is_no_error():
     """Ungated rate training with a very negative input: phi' underflows, no update, no crash."""
-    net = gaussian_network(20, p=0.5, sigma=1.0, seed=0)
+    net = gaussian_network(20, tau_s=0.02, p=0.5, sigma=1.0, seed=0)
     pl = net.plastic
     state = RLSState(pl.indptr, 1.0)
     before = pl.data.copy()
@@ -279,9 +279,9 @@ def test_result_is_bit_identical_for_any_thread_count(monkeypatch):
 def test_the_deferred_update_gives_the_eager_results():
     """One pass over P per step (the pending rank-1 update applied inside the next step's
     mat-vec) computes bit for bit the weights and P of the eager two-pass order."""
-    net = gaussian_network(120, p=0.3, sigma=1.0, seed=4)
+    net = gaussian_network(120, tau_s=0.02, p=0.3, sigma=1.0, seed=4)
     eager = _run_both(net, rate_form=True, n_steps=30, seed=1)
-    deferred = _run_both(gaussian_network(120, p=0.3, sigma=1.0, seed=4), rate_form=True,
+    deferred = _run_both(gaussian_network(120, tau_s=0.02, p=0.3, sigma=1.0, seed=4), rate_form=True,
                          n_steps=30, seed=1, lazy=True)
     np.testing.assert_array_equal(deferred["w32"], eager["w32"])
     np.testing.assert_array_equal(deferred["packed"], eager["packed"])

@@ -65,7 +65,7 @@ def test_state_carries_over_exactly(net):
 
 
 def test_stimulus_drives_only_its_neurons_during_its_window():
-    uncoupled = gaussian_network(100, sigma=0.0, seed=0)
+    uncoupled = gaussian_network(100, tau_s=0.02, sigma=0.0, seed=0)
     amplitude = np.zeros(100)
     amplitude[:50] = 2.0
     res = simulate(uncoupled, 0.6, bias=-0.2, stimulus=Stimulus(amplitude, 0.2, 0.4), seed=0)
@@ -77,7 +77,7 @@ def test_stimulus_drives_only_its_neurons_during_its_window():
 
 
 def test_frozen_noise_is_the_same_realisation_and_fresh_noise_is_not():
-    uncoupled = gaussian_network(50, sigma=0.0, seed=0)
+    uncoupled = gaussian_network(50, tau_s=0.02, sigma=0.0, seed=0)
     start = initial_state(uncoupled, seed=0)
     frozen = Noise(0.5, kind="white", seed=123)
     a = simulate(uncoupled, 0.3, bias=0.2, noise=frozen, state=start, seed=1)
@@ -96,7 +96,7 @@ def test_ou_noise_has_the_requested_standard_deviation():
     assert values.mean() == pytest.approx(0.0, abs=0.03)
     assert values.std() == pytest.approx(1.0, abs=0.02)
     # OU noise: a subthreshold theta neuron with noise fires, the same without does not
-    uncoupled = gaussian_network(20, sigma=0.0, seed=0)
+    uncoupled = gaussian_network(20, tau_s=0.02, sigma=0.0, seed=0)
     quiet = simulate(uncoupled, 0.5, bias=-0.05, seed=0)
     noisy = simulate(uncoupled, 0.5, bias=-0.05, seed=0, noise=Noise(0.5, kind="ou", tau=0.01))
     # after the transient from random initial phases
@@ -104,7 +104,7 @@ def test_ou_noise_has_the_requested_standard_deviation():
 
 
 def test_spike_buffer_grows_for_high_rates():
-    uncoupled = gaussian_network(200, sigma=0.0, seed=0)
+    uncoupled = gaussian_network(200, tau_s=0.02, sigma=0.0, seed=0)
     res = simulate(uncoupled, 1.0, bias=8.0, seed=0)  # ~90 Hz each, more than the first buffer
     assert res.rates().mean() == pytest.approx(100 * np.sqrt(8.0) / np.pi, rel=0.01)
 
