@@ -73,15 +73,8 @@ CONFIG_NARROWER = {
                               "evaluate stage itself for targets without single trials",
     ("training", "form"): "'drive' needs drive targets (a DataArray), which no data format "
                           "of the pipeline gives: the config offers 'auto' and 'rate' only",
-    ("network", "frac_exc"): "RLSFit does not check it (0 or 1 make every neuron I or E, "
-                             "outside [0, 1] too)",
-    ("network", "k_plastic"): "RLSFit does not check it (0 or a string other than 'all' "
-                              "fail inside the network builder without a ConfigError)",
-    ("training", "fi_smoothing"): "RLSFit does not check it (0 divides by zero in rate "
-                                  "training)",
-    ("training", "rate_gate"): "RLSFit does not check its type (a string fails inside "
-                               "training with a ValueError)",
-    ("training", "checkpoint_every"): "RLSFit does not check it",
+    ("training", "fi_smoothing"): "the config asks for > 0: 0 is the sharp curve, whose slope "
+                                  "is 0 below threshold, so a silent neuron never learns",
 }
 
 #: config key -> library parameter, where the names differ

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import seeds
 from ..exceptions import ConfigError
 from ..network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from ..neurons.base import get_model
@@ -62,6 +63,12 @@ from .persistence import load_fitted, save_fitted
 from .training import train
 
 __all__ = ["RLSFit"]
+
+
+def _real(value: Any) -> bool:
+    """A finite real number (not a bool)."""
+    return (isinstance(value, (int, float, np.integer, np.floating))
+            and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value)))
 
 
 @dataclass
@@ -184,6 +191,28 @@ class RLSFit:
         if self.update_every < self.dt:
             raise ConfigError("update_every is shorter than dt", field="update_every",
                               found=self.update_every, expected=f">= dt ({self.dt})")
+        if not (_real(self.frac_exc) and 0 < self.frac_exc < 1):
+            raise ConfigError("frac_exc must lie strictly between 0 and 1", field="frac_exc",
+                              found=self.frac_exc,
+                              expected="0 < frac_exc < 1 (0 or 1 leave no E or no I neurons)")
+        k = self.k_plastic
+        if not (k == "all" or (isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                               and k >= 1)):
+            raise ConfigError("k_plastic must be 'all' or a positive integer",
+                              field="k_plastic", found=repr(k), expected="'all' or >= 1")
+        if not (_real(self.fi_smoothing) and self.fi_smoothing >= 0):
+            raise ConfigError("fi_smoothing must be >= 0", field="fi_smoothing",
+                              found=self.fi_smoothing,
+                              expected="a number of input scales >= 0 (0: the sharp curve)")
+        if not (self.rate_gate is None or _real(self.rate_gate)):
+            raise ConfigError("rate_gate must be a number or None", field="rate_gate",
+                              found=repr(self.rate_gate),
+                              expected="input scales above threshold, or None (no gate)")
+        if not (isinstance(self.checkpoint_every, (int, np.integer))
+                and not isinstance(self.checkpoint_every, bool) and self.checkpoint_every >= 1):
+            raise ConfigError("checkpoint_every must be a positive integer",
+                              field="checkpoint_every", found=self.checkpoint_every,
+                              expected="a number of loops >= 1")
         get_model(self.neuron_model)
 
     # ------------------------------------------------------------------ network
@@ -205,7 +234,7 @@ class RLSFit:
 
     def _build_theta_units(self, tg: TrainingTargets) -> Network:
         n = len(tg.neuron_ids)
-        rng = np.random.default_rng([self.seed, 1])
+        rng = seeds.rng(self.seed, "network")
         if self.network is not None:
             if self.network.n_neurons != n:
                 raise ConfigError("the given network does not match the targets",
@@ -236,7 +265,7 @@ class RLSFit:
         tg = read_targets(targets, self.form, model.time_unit)
         net = self._build_network(tg)
         n = net.n_neurons
-        rng = np.random.default_rng([self.seed, 2])
+        rng = seeds.rng(self.seed, "stimuli")
         scale = InputScale.of(net.neuron_model, net.params, n) if self.network is None else \
             None  # a network given as it is: its settings are in the model's units
         stimuli = rng.uniform(-self.stim_amplitude, self.stim_amplitude,
