@@ -54,6 +54,7 @@ from .. import seeds
 from ..exceptions import ConfigError
 from ..network import Network, ei_network, excitatory_from_cell_types, gaussian_network
 from ..neurons.base import get_model
+from ..params import AnyOf, Constraint, Interval, Options, validate
 from ..protocol import TrialProtocol
 from ..simulate import DEFAULT_DT
 from ..units import InputScale
@@ -62,13 +63,43 @@ from .inputs import TrainingTargets, read_targets
 from .persistence import load_fitted, save_fitted
 from .training import train
 
-__all__ = ["RLSFit"]
+__all__ = ["RLSFit", "PARAMETER_CONSTRAINTS"]
 
 
-def _real(value: Any) -> bool:
-    """A finite real number (not a bool)."""
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value)))
+_POSITIVE = dict(lo=0, hi=None, closed="neither")
+_NONNEGATIVE = dict(lo=0, hi=None, closed="left")
+_FLAG = Options(True, False)
+
+PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
+    "form": Options("auto", "rate", "drive"),
+    "dale": _FLAG,
+    "frac_exc": Interval(0, 1, "neither", meaning="0 or 1 leave no E or no I neurons"),
+    "p": Interval(0, 1, "right", none_ok=True, meaning="None: the paper's for the network"),
+    "J": Interval(**_NONNEGATIVE),
+    "g": Interval(**_NONNEGATIVE),
+    "sigma": Interval(**_NONNEGATIVE),
+    "zero_row_sum": _FLAG,
+    "k_plastic": AnyOf(Options("all"), Interval(1, None, integer=True)),
+    "tau_s": Interval(**_POSITIVE, meaning="seconds"),
+    "lam": Interval(**_POSITIVE),
+    "update_every": Interval(**_POSITIVE, meaning="seconds"),
+    "stim_duration": Interval(**_NONNEGATIVE, meaning="seconds"),
+    "stim_amplitude": Interval(**_NONNEGATIVE),
+    "pre_duration": Interval(**_NONNEGATIVE, meaning="seconds"),
+    "loops": Interval(1, None, integer=True),
+    "fi_smoothing": Interval(**_NONNEGATIVE, meaning="input scales; 0: the sharp curve"),
+    "rate_gate": Interval(None, None, none_ok=True,
+                          meaning="input scales above threshold; None: no gate"),
+    "compensate_filter": _FLAG,
+    "dt": Interval(**_POSITIVE, meaning="seconds"),
+    "max_rate": Interval(**_POSITIVE, meaning="Hz"),
+    "checkpoint_every": Interval(1, None, integer=True, meaning="loops"),
+    "progress": _FLAG,
+    "seed": Interval(0, None, integer=True),
+}
+"""The declared constraint of every setting (``bias``: a number or one per neuron, checked
+by the simulator; ``neuron_model``: the registry); the run config's bounds are built from
+these (:func:`cortexfit.params.pydantic_bounds`)."""
 
 
 @dataclass
@@ -171,48 +202,12 @@ class RLSFit:
         return out
 
     def _check(self) -> None:
-        positive = ("tau_s", "lam", "update_every", "dt", "max_rate")
-        for name in positive:
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be positive", field=name, found=value,
-                                  expected="a number > 0")
-        for name in ("stim_duration", "pre_duration", "stim_amplitude"):
-            value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and np.isfinite(value) and value >= 0):
-                raise ConfigError(f"{name} must be >= 0", field=name, found=value,
-                                  expected="a number >= 0")
-        if not (isinstance(self.loops, (int, np.integer)) and self.loops >= 1):
-            raise ConfigError("loops must be a positive integer", field="loops",
-                              found=self.loops, expected=">= 1")
-        if self.form not in ("auto", "rate", "drive"):
-            raise ConfigError("unknown training form", field="form", found=self.form,
-                              expected="'auto', 'rate' or 'drive'")
+        """Every setting against :data:`PARAMETER_CONSTRAINTS`, then what depends on two
+        settings or on the registry."""
+        validate(PARAMETER_CONSTRAINTS, self.settings(), where="RLSFit")
         if self.update_every < self.dt:
             raise ConfigError("update_every is shorter than dt", field="update_every",
                               found=self.update_every, expected=f">= dt ({self.dt})")
-        if not (_real(self.frac_exc) and 0 < self.frac_exc < 1):
-            raise ConfigError("frac_exc must lie strictly between 0 and 1", field="frac_exc",
-                              found=self.frac_exc,
-                              expected="0 < frac_exc < 1 (0 or 1 leave no E or no I neurons)")
-        k = self.k_plastic
-        if not (k == "all" or (isinstance(k, (int, np.integer)) and not isinstance(k, bool)
-                               and k >= 1)):
-            raise ConfigError("k_plastic must be 'all' or a positive integer",
-                              field="k_plastic", found=repr(k), expected="'all' or >= 1")
-        if not (_real(self.fi_smoothing) and self.fi_smoothing >= 0):
-            raise ConfigError("fi_smoothing must be >= 0", field="fi_smoothing",
-                              found=self.fi_smoothing,
-                              expected="a number of input scales >= 0 (0: the sharp curve)")
-        if not (self.rate_gate is None or _real(self.rate_gate)):
-            raise ConfigError("rate_gate must be a number or None", field="rate_gate",
-                              found=repr(self.rate_gate),
-                              expected="input scales above threshold, or None (no gate)")
-        if not (isinstance(self.checkpoint_every, (int, np.integer))
-                and not isinstance(self.checkpoint_every, bool) and self.checkpoint_every >= 1):
-            raise ConfigError("checkpoint_every must be a positive integer",
-                              field="checkpoint_every", found=self.checkpoint_every,
-                              expected="a number of loops >= 1")
         get_model(self.neuron_model)
 
     # ------------------------------------------------------------------ network
