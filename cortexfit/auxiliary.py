@@ -48,6 +48,7 @@ import numpy as np
 import xarray as xr
 from scipy.signal import lfilter
 
+from . import seeds
 from .exceptions import ConfigError, TargetError
 from .neurons.base import NeuronModel, get_model
 from .neurons.theta import TAU, rate_hz
@@ -210,7 +211,7 @@ def ou_targets(
     lo = np.minimum(np.floor(pos).astype(np.int64), n_steps - 2)
     frac = pos - lo
 
-    rng = np.random.default_rng(seed)
+    rng = seeds.rng(seed, "auxiliary")
     out = np.empty((n_cond, n_aux, t.size), dtype=np.float64)
     if n_aux == 0:
         return out

@@ -37,9 +37,9 @@ from cortexfit.evaluate import (
 )
 from cortexfit.exceptions import ConfigError, TargetError
 from cortexfit.fit import RLSFit
-from cortexfit.io import from_rates
 from cortexfit.metrics import pearson_kernel, spearman_brown
 from cortexfit.targets import _Smoother, make_targets
+from cortexfit.targets import targets_from_rates as from_rates
 
 # |mean(ceiling - r_truth)| bounds: |bias| + ~4 s.d. (train), |bias| + 3 s.d. (heldout)
 TRAIN_TOL = 0.010

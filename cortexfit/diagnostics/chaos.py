@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import seeds
 from ..exceptions import ConfigError
 from ..network import Network
 from ..simulate import Simulator, initial_state
@@ -67,9 +68,10 @@ DEFAULT_N_SEEDS = 3
 
 def _one_run(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | None,
              stim_steps: int, transient_steps: int, n_renorm: int, n_intervals: int,
-             eps: float, seed: int) -> dict:
-    """One Benettin estimate; returns the log growth per interval, flips and spikes."""
-    rng = np.random.default_rng(seed)
+             eps: float, seed: int, replicate: int) -> dict:
+    """One Benettin estimate of replicate ``replicate`` of ``seed``; returns the log growth
+    per interval, flips and spikes."""
+    rng = seeds.rng(seed, "lyapunov", replicate)
     ref = Simulator(net, dt=dt, bias=bias, state=initial_state(net, rng), precision="float64")
     direction = rng.standard_normal(net.n_neurons)
     direction /= np.linalg.norm(direction)
@@ -206,11 +208,11 @@ def lyapunov(
     flips = np.zeros(lam.shape, dtype=np.int64)
     elapsed = np.arange(1, n_intervals + 1) * interval
     for s, (_, net) in enumerate(spec["stages"]):
-        for k, replicate in enumerate(seeds):
+        for k in range(seeds.size):
             res = _one_run(net, dt=dt, bias=spec["bias"], stimulus=spec["stimulus"],
                            stim_steps=spec["stim_steps"], transient_steps=transient_steps,
                            n_renorm=n_renorm, n_intervals=n_intervals, eps=eps,
-                           seed=int(replicate))
+                           seed=seed, replicate=k)
             running[s, k] = np.cumsum(res["logs"]) / elapsed
             lam[s, k] = running[s, k, -1]
             rate[s, k] = res["spikes"] / (n * n_intervals * interval)

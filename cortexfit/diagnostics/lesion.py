@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import seeds
 from ..exceptions import ConfigError, TargetError
 from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
@@ -239,7 +240,7 @@ def lesion(fitted: Any, targets: xr.Dataset, *, fractions: Sequence[float] = (0.
     mask = np.zeros((fractions.size, n_repeats, n), dtype=bool)
     scores = np.empty((fractions.size, n_repeats) + intact.shape)
     for r in range(n_repeats):
-        order = np.random.default_rng([seed, r]).permutation(pool)
+        order = seeds.rng(seed, "lesion_order", r).permutation(pool)
         for f, k in enumerate(counts):
             gone = order[:k]
             mask[f, r, gone] = True

@@ -43,6 +43,7 @@ import numba
 import numpy as np
 import xarray as xr
 
+from .. import seeds
 from ..exceptions import ConfigError, CortexfitWarning
 from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
@@ -175,7 +176,7 @@ def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | Non
     unit = net.neuron_model.time_unit
     n_rows = n_window // rec
     rows = {name: np.zeros(n_rows) for name in ("du", "dr", "dv")}
-    start = initial_state(net, seed)
+    start = initial_state(net, seeds.rng(seed, "perturbation"))
     sim = Simulator(net, dt=dt, bias=bias, state=start, precision=precision)
     if stim_steps:
         sim.advance(stim_steps, stimulus=stimulus.astype(sim.real))

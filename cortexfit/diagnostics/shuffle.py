@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from .. import seeds
 from ..exceptions import ConfigError
 from ..fit.fitted import as_fitted
 from .lesion import (
@@ -141,9 +142,9 @@ def shuffle(fitted: Any, targets: xr.Dataset, *,
     change = np.zeros((fractions.size, n_repeats))
     scores = np.empty((fractions.size, n_repeats) + intact.shape)
     for r in range(n_repeats):
-        order = np.random.default_rng([seed, r]).permutation(candidates)
+        order = seeds.rng(seed, "shuffle_order", r).permutation(candidates)
         for f, k in enumerate(counts):
-            new = permute_weights(base, order[:k], np.random.default_rng([seed, r, f, 1]))
+            new = permute_weights(base, order[:k], seeds.rng(seed, "shuffle_permutation", r, f))
             change[f, r] = np.linalg.norm(new.astype(np.float64) - weights) / norm if norm else 0
             net = base.copy()
             net.set_plastic_weights(new)

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 import xarray as xr
 from tqdm.auto import tqdm
 
+from .. import seeds
 from ..exceptions import TrainingDiverged
 from ..metrics import pearson_kernel
 from ..network import Network
@@ -75,7 +76,7 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
     rls = RLSState(net.plastic.indptr, lam)  # one pass over P per update (rls.py)
     frozen = np.zeros(net.plastic.nnz, dtype=bool)
     weights0 = net.weights()
-    state = initial_state(net, [cfg.seed, 3])
+    state = initial_state(net, seeds.rng(cfg.seed, "initial_state"))
     history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
     start_loop = 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None

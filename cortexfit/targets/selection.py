@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .. import seeds
 from ..exceptions import ConfigError, TargetError
 from ..io.convention import event_names, event_time, trial_annotations, trial_window
 from .checks import _TIME_TOL
@@ -290,7 +290,7 @@ def _split_trials(kept_labels: list[str], raw_values: dict[str, tuple], keys: li
         if n_train < min_trials or (heldout_fraction > 0 and n_held < 1):
             problems.append(f"{label!r}: {n} trials -> {n_train} train, {n_held} held out")
         # one generator per condition, so a condition's split does not depend on the others
-        rng = np.random.default_rng([seed, zlib.crc32(label.encode("utf-8"))])
+        rng = seeds.rng(seed, "heldout_split", label)
         is_heldout[idx[rng.permutation(n)[:n_held]]] = True
     if problems:
         need = f"at least {min_trials} training trial(s)"
