@@ -5,6 +5,7 @@
     cortexfit demo [--out DIR]     the same on the embedded synthetic recording
     cortexfit report RUN_DIR       re-render a run folder's index.html
     cortexfit info PATH            what a recording holds (units, trials, conditions, events)
+    cortexfit info --formats       the data formats a run config can name ([data] format)
 
 ``-q/--quiet`` prints only errors and the report's path; ``-v/--verbose`` adds the resolved
 config and every warning.
@@ -13,6 +14,10 @@ User mistakes (bad input, config, files, folders: permissions, a full disk) prin
 paragraph and exit with status 2, without a traceback; an internal error (a bug) exits with
 status 1; ``--debug`` shows the traceback of either. A closed pipe (``| head``) ends the
 command quietly.
+
+Each command imports the modules that do its work when it runs, not when this module is
+imported: importing the pipeline takes seconds (numba, scipy, xarray), and ``cortexfit
+--help`` or ``cortexfit info`` should not wait for it.
 """
 from __future__ import annotations
 
@@ -23,6 +28,7 @@ import warnings
 from pathlib import Path
 
 from .exceptions import ConfigError, CortexfitError, CortexfitWarning
+from .runfolder import RunLock, os_error_message
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,8 +39,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    info = sub.add_parser("info", help="summarise a recording (NWB or any Neo file)")
-    info.add_argument("path", type=Path, help="an .nwb file or any file Neo reads")
+    info = sub.add_parser("info", help="summarise a recording (NWB or any Neo file), or "
+                                       "list the data formats")
+    what = info.add_mutually_exclusive_group(required=True)
+    what.add_argument("path", type=Path, nargs="?", help="an .nwb file or any file Neo reads")
+    what.add_argument("--formats", action="store_true",
+                      help="list the data formats a run config can name ([data] format)")
     info.add_argument(
         "--event-times", choices=["auto", "absolute", "relative"], default="auto",
         help="NWB only: are trials-table event columns absolute or relative to start_time",
@@ -97,6 +107,8 @@ def _check_flags(args: argparse.Namespace) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
+    if args.formats:
+        return _formats(args)
     from .io import load
     from .io.describe import describe
 
@@ -110,6 +122,19 @@ def _info(args: argparse.Namespace) -> int:
         print(json.dumps(summary.as_dict(), indent=2, default=str))
     else:
         print(summary)
+    return 0
+
+
+def _formats(args: argparse.Namespace) -> int:
+    """``cortexfit info --formats``: the table of data formats."""
+    from . import datasets  # noqa: F401  (registers its formats: the table is complete)
+    from .io.describe import describe_formats
+    from .io.formats import data_formats
+
+    if args.json:
+        print(json.dumps([fmt.as_dict() for fmt in data_formats()], indent=2, default=str))
+    else:
+        print(describe_formats())
     return 0
 
 
@@ -133,7 +158,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from .report.build import build_report
-    from .runfolder import RunLock
 
     if not args.run_dir.is_dir():
         raise ConfigError("not a run folder", file=args.run_dir, field="RUN_DIR",
@@ -170,8 +194,6 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file or folder problem outside the pipeline's own checks
         if args.debug:
             raise
-        from .runfolder import os_error_message
-
         what, hint = os_error_message(exc)
         where = f" ({exc.filename})" if exc.filename else ""
         _say_error(args.command, f"{what}{where}: {exc}.",

@@ -37,6 +37,7 @@ preset's values) so that the run folder's ``config.toml`` says exactly what ran.
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import inspect
@@ -56,22 +57,24 @@ from pydantic import (
 
 from . import diagnostics
 from .auxiliary import add_auxiliary
+
+# cortexfit.datasets registers the synthetic and shared formats in the table of data
+# formats (cortexfit.io.formats): imported before anything here reads the table
+from .datasets import shared_data_dir
 from .evaluate import score
 from .exceptions import ConfigError
 from .fit import RLSFit
+from .fit.estimator import PARAMETER_CONSTRAINTS
+from .io.formats import data_formats, format_names, get_format
 from .neurons.base import model_names
+from .params import pydantic_bounds
 from .targets import Kernel, make_targets
 
 __all__ = ["RunConfig", "load_config", "parse_config", "resolve", "DATA_FORMATS", "to_toml"]
 
-#: Where each data format comes from.
-DATA_FORMATS = {
-    "synthetic": "the embedded synthetic recording (generated, written to NWB, read back)",
-    "nwb": "an NWB file with a units and a trials table (pynwb)",
-    "neo": "any file Neo reads (NIX, Blackrock, Plexon, Spike2, ...), one Segment per trial",
-    "pmd_yu2009": "the shared PMd reach recording (Yu et al. 2009)",
-    "alm_kim2023_psth": "the shared ALM trial-averaged rates (Kim et al. 2023): targets only",
-}
+#: Where each data format comes from: name -> description, read from the table of data
+#: formats (:mod:`cortexfit.io.formats`, which ``[data] format`` is validated against).
+DATA_FORMATS = {fmt.name: fmt.description for fmt in data_formats()}
 
 _STRICT = ConfigDict(extra="forbid", strict=True, validate_default=True)
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -116,7 +119,8 @@ class RunSection(_Section):
 class DataSection(_Section):
     """Which recording, which trials, aligned on what."""
 
-    format: Literal["synthetic", "nwb", "neo", "pmd_yu2009", "alm_kim2023_psth"] = "synthetic"
+    #: one of the table of data formats (:func:`cortexfit.io.formats.format_names`)
+    format: str = "synthetic"
     path: str | None = None
     event_times: Literal["auto", "absolute", "relative"] = "auto"
     variant: str | None = None
@@ -125,6 +129,16 @@ class DataSection(_Section):
     align: str | None = None
     window: list[float] | None = Field(None, min_length=2, max_length=2)
     allow_pickle: bool = False
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _known_format(cls, name):
+        names = format_names()
+        if not isinstance(name, str) or name not in names:
+            shown = [repr(n) for n in names]  # worded as pydantic words a Literal's choices
+            choices = ", ".join(shown[:-1]) + " or " + shown[-1] if len(shown) > 1 else shown[0]
+            raise ValueError(f"Input should be {choices}")
+        return name
 
     @field_validator("window")
     @classmethod
@@ -135,12 +149,17 @@ class DataSection(_Section):
 
     @model_validator(mode="after")
     def _path_needed(self):
-        if self.format in ("nwb", "neo") and not self.path:
+        """The keys the format needs that no default can give (``path``; the others are
+        checked by :func:`resolve`, once the format's defaults are filled in), and the keys
+        it refuses."""
+        fmt = get_format(self.format)
+        if "path" in fmt.needs and not self.path:
             raise ValueError(f"path is required for format {self.format!r}: the recording "
                              "file (relative to the config file, or 'shared:...')")
-        if self.format == "synthetic" and self.path:
-            raise ValueError("path is not used for format 'synthetic' (the recording is "
-                             "generated); remove it")
+        for key, why in fmt.refuses.items():
+            if getattr(self, key):
+                raise ValueError(f"{key} is not used for format {self.format!r} ({why}); "
+                                 "remove it")
         return self
 
 
@@ -166,20 +185,26 @@ class AuxiliarySection(_Section):
     tau_s: PositiveFloat | None = None
 
 
+def _from_fit(name: str, default: Any = None) -> Any:
+    """A field whose bounds are RLSFit's declared constraint on ``name``
+    (:data:`cortexfit.fit.estimator.PARAMETER_CONSTRAINTS`): one declaration for both."""
+    return Field(default, **pydantic_bounds(PARAMETER_CONSTRAINTS[name]))
+
+
 class NetworkSection(_Section):
     """The network; unset keys take the values of ``preset`` (see :class:`RLSFit`)."""
 
     preset: Literal["recordings", "paper"] = "recordings"
     neuron_model: str | None = None
     dale: bool | None = None
-    frac_exc: float | None = Field(None, gt=0, lt=1)
-    p: float | None = Field(None, gt=0, le=1)
-    J: float | None = Field(None, ge=0)
-    g: float | None = Field(None, ge=0)
-    sigma: float | None = Field(None, ge=0)
+    frac_exc: float | None = _from_fit("frac_exc")
+    p: float | None = _from_fit("p")
+    J: float | None = _from_fit("J")
+    g: float | None = _from_fit("g")
+    sigma: float | None = _from_fit("sigma")
     zero_row_sum: bool | None = None
     k_plastic: int | Literal["all"] | None = None
-    tau_s: float | None = Field(None, gt=0)
+    tau_s: float | None = _from_fit("tau_s")
     bias: float | None = None
 
     @field_validator("k_plastic")
@@ -203,18 +228,19 @@ class TrainingSection(_Section):
 
     # "drive" (RLSFit's third form) needs drive targets, which no data format gives
     form: Literal["auto", "rate"] | None = None
-    lam: float | None = Field(None, gt=0)
-    update_every: float | None = Field(None, gt=0)
-    stim_duration: float | None = Field(None, ge=0)
-    stim_amplitude: float | None = Field(None, ge=0)
-    pre_duration: float | None = Field(None, ge=0)
-    loops: int | None = Field(None, ge=1)
+    lam: float | None = _from_fit("lam")
+    update_every: float | None = _from_fit("update_every")
+    stim_duration: float | None = _from_fit("stim_duration")
+    stim_amplitude: float | None = _from_fit("stim_amplitude")
+    pre_duration: float | None = _from_fit("pre_duration")
+    loops: int | None = _from_fit("loops")
+    # narrower than the library (>= 0): 0 is the sharp curve, on which silent neurons never learn
     fi_smoothing: float | None = Field(None, gt=0)
     rate_gate: float | Literal[False] | None = None  # false: no suprathreshold gate
     compensate_filter: bool | None = None
     dt: float | None = Field(None, gt=0, le=0.01)
-    max_rate: float | None = Field(None, gt=0)
-    checkpoint_every: int = Field(_default(RLSFit, "checkpoint_every"), ge=1)
+    max_rate: float | None = _from_fit("max_rate")
+    checkpoint_every: int = _from_fit("checkpoint_every", _default(RLSFit, "checkpoint_every"))
 
 
 class EvaluateSection(_Section):
@@ -271,8 +297,6 @@ class RunConfig(_Section):
         if not path:
             return None
         if path.startswith("shared:"):
-            from .datasets.paths import shared_data_dir
-
             return shared_data_dir() / path[len("shared:"):].lstrip("/")
         candidate = Path(path).expanduser()
         return candidate if candidate.is_absolute() else Path(self.base_dir) / candidate
@@ -381,22 +405,16 @@ def _config_error(exc: ValidationError, raw: dict, file) -> ConfigError:
 # ---------------------------------------------------------------------- resolving
 def resolve(config: RunConfig) -> dict[str, Any]:
     """The config with every default filled in, as plain TOML-ready data."""
-    from .datasets.synthetic import SYNTHETIC_TARGETS
-
+    fmt = get_format(config.data.format)
     data = config.data.model_dump()
     data["path"] = str(config.data_path()) if config.data.path else None
-    defaults = _FORMAT_DEFAULTS.get(config.data.format, {})
-    if config.data.format == "synthetic":
-        defaults = {"align": SYNTHETIC_TARGETS["align"],
-                    "window": list(SYNTHETIC_TARGETS["window"]),
-                    "condition": SYNTHETIC_TARGETS["condition"]}
-    for key, value in defaults.items():
+    for key, value in fmt.defaults.items():  # the data format's own alignment, window, ...
         if data.get(key) is None:
-            data[key] = value
+            data[key] = copy.deepcopy(value)
     if data.get("condition") is None:
         data["condition"] = "condition"
-    if config.data.format in ("nwb", "neo") and (data["align"] is None or data["window"] is None):
-        missing = "align" if data["align"] is None else "window"
+    missing = next((key for key in fmt.needs if key != "path" and data.get(key) is None), None)
+    if missing is not None:
         raise ConfigError(f"data.{missing} is required for format {config.data.format!r}",
                           field=f"data.{missing}", expected="the trial event to align on "
                           "(see `cortexfit info FILE`) and the window [start, stop] in s")
@@ -458,14 +476,6 @@ def _fit_sections(config: RunConfig) -> dict[str, dict[str, Any]]:
     training = {k: settings[k] for k in TrainingSection.model_fields if k in settings}
     training["checkpoint_every"] = config.training.checkpoint_every
     return {"network": network, "training": training}
-
-
-#: Alignment and window used when the config leaves them out, per data format.
-_FORMAT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "pmd_yu2009": {"align": "trial_start", "window": [0.0, 1.0], "condition": "condition",
-                   "variant": "ex2"},
-    "alm_kim2023_psth": {},
-}
 
 
 def to_toml(resolved: dict[str, Any]) -> str:

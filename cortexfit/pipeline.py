@@ -62,6 +62,8 @@ from .atomic import file_record, record_matches, write_text
 from .config import RunConfig, load_config, parse_config, resolve, to_toml
 from .console import Console
 from .exceptions import ConfigError, CortexfitWarning, RunFolderError
+from .health import fit_problems
+from .io.formats import get_format
 from .provenance import package_versions, run_stamp
 from .runfolder import MANIFEST_NAME, RunLock, folder_contents, os_error_message
 from .stages import RunContext as _Run
@@ -138,9 +140,9 @@ class RunInterrupted(KeyboardInterrupt):
 
 def _outputs(stage: str, resolved: dict[str, Any]) -> list[str]:
     """The files a stage writes (its record in ``stages.json`` holds their size and hash)."""
-    if stage == "load":
-        synthetic = resolved["data"]["format"] == "synthetic"
-        return ["recording.nc"] + (["synthetic.nwb"] if synthetic else [])
+    if stage == "load":  # and the generated recording (synthetic.nwb), when it is one
+        generated = get_format(resolved["data"]["format"]).generated_file
+        return ["recording.nc"] + ([generated] if generated else [])
     if stage == "diagnostics" and not resolved["diagnostics"]["enabled"]:
         return []
     return {"targets": ["targets.nc"], "fit": ["model.npz", "history.nc"],
@@ -262,8 +264,6 @@ def _interrupted(stage: str, out: Path, ctx) -> RunInterrupted:
 
 def _warn_problems(out: Path, console: Console) -> list:
     """The fit's problems (:mod:`cortexfit.health`), printed even with ``-q``."""
-    from .health import fit_problems
-
     if not (out / "scores.nc").is_file():
         return []
     with xr.open_dataset(out / "scores.nc", engine="h5netcdf") as scores, \

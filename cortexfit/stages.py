@@ -8,19 +8,31 @@ its own once its predecessors' files exist.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import xarray as xr
+from tqdm.auto import tqdm
 
-from . import __version__
+from . import __version__, diagnostics, seeds
 from .atomic import atomic_path, record_matches, write_netcdf, write_text
+from .auxiliary import add_auxiliary
 from .config import RunConfig, resolve
 from .console import Console
+from .datasets import SHARED_DATASETS
+from .evaluate import example_model_spikes, score
 from .exceptions import ConfigError
+from .fit import RLSFit
+from .io.convention import event_time, trial_window, unit_ids
+from .io.describe import describe
+from .io.formats import get_format
+from .report.build import build_report
 from .runfolder import MANIFEST_NAME
+from .targets import make_targets
 
 _NC = {"engine": "h5netcdf"}
 
@@ -39,12 +51,14 @@ class RunContext:
         self.resume = resume
         self.restart = restart
         self.seed = config.run.seed
+        #: the row of ``[data] format`` in the table of data formats (cortexfit.io.formats)
+        self.data_format = get_format(config.data.format)
         self.manifest: dict[str, Any] = {}  # stages.json's records (set by the pipeline)
         self.identity: dict[str, Any] | None = None  # the run's name and recording
         self._block = None
-        self._synthetic: Path | None = None  # the generated recording, before it is moved in
+        self._generated: Path | None = None  # a generated recording, before it is moved in
         self._tmp = None
-        self._psth_targets = None
+        self._psth_targets = None  # the targets of a format of trial-averaged rates only
         self._targets = None
         self._fitted = None
 
@@ -65,8 +79,6 @@ class RunContext:
     @property
     def fitted(self):
         if self._fitted is None:
-            from .fit import RLSFit
-
             self._fitted = RLSFit.load(self.out / "model.npz")
         return self._fitted
 
@@ -78,33 +90,38 @@ class RunContext:
     def preflight(self) -> None:
         """Read the recording and make the targets in memory, so that a data or targets
         error stops the run before it writes anything (idempotent)."""
-        if self.config.data.format != "alm_kim2023_psth":
+        if self.data_format.gives_trials:
             self.block  # noqa: B018  (reads and checks the recording)
         if self._targets is None:
             self._targets = _model_targets(self)
 
-    def drop_synthetic_source(self) -> None:
+    def drop_generated_source(self) -> None:
         """Remove the temporary copy (once it is in the run folder)."""
         if self._tmp is not None:
             self._tmp.cleanup()
-            self._tmp = self._synthetic = None
+            self._tmp = self._generated = None
 
-    def synthetic_source(self) -> Path:
-        """The embedded synthetic recording as NWB: the run folder's copy when it is
-        intact, else generated into a temporary folder (moved in by the load stage)."""
-        import tempfile
-
-        from .datasets.synthetic import write_synthetic_nwb
-
+    def generated_source(self) -> Path:
+        """A generated recording (the embedded synthetic one, as NWB): the run folder's copy
+        when it is intact, else generated into a temporary folder (moved in by the load
+        stage)."""
+        fmt = self.data_format
+        name = fmt.generated_file
         record = self.manifest.get("load", {}).get("outputs", {})
-        if isinstance(record, dict) and record_matches(self.out / "synthetic.nwb",
-                                                       record.get("synthetic.nwb")):
-            return self.out / "synthetic.nwb"
-        if self._synthetic is None:
-            self._tmp = tempfile.TemporaryDirectory(prefix="cortexfit-synthetic-")
-            self._synthetic = Path(self._tmp.name) / "synthetic.nwb"
-            write_synthetic_nwb(self._synthetic, seed=self.seed, overwrite=True)
-        return self._synthetic
+        if isinstance(record, dict) and record_matches(self.out / name, record.get(name)):
+            return self.out / name
+        if self._generated is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix=f"cortexfit-{fmt.name}-")
+            self._generated = Path(self._tmp.name) / name
+            fmt.generate(self._generated, self.seed)
+        return self._generated
+
+    def data_source(self) -> Path | None:
+        """What the format's reader reads: the generated recording, else ``[data] path``
+        resolved (``None`` when not given)."""
+        if self.data_format.generated_file is not None:
+            return self.generated_source()
+        return self.config.data_path()
 
 
 # ---------------------------------------------------------------------- data
@@ -115,15 +132,7 @@ def _write_nc(ds: xr.Dataset, path: Path) -> None:
 
 def _data_files(config: RunConfig) -> list[Path]:
     """The files a load reads, for the load stage's fingerprint."""
-    from .datasets.shared import SHARED_DATASETS, dataset_dir
-
-    fmt = config.data.format
-    if fmt in ("nwb", "neo"):
-        return [config.data_path()]
-    if fmt in SHARED_DATASETS:
-        folder = dataset_dir(fmt, config.data_path())
-        return sorted(p for p in folder.iterdir() if p.is_file())
-    return []
+    return get_format(config.data.format).data_files(config.data_path())
 
 
 def _file_stamp(paths: list[Path]) -> list[Any]:
@@ -141,31 +150,18 @@ def _file_stamp(paths: list[Path]) -> list[Any]:
 
 
 def _load_block(ctx: RunContext):
-    from .io import read_neo, read_nwb
-
-    data = ctx.resolved["data"]
-    fmt = data["format"]
-    if fmt == "synthetic":
-        return read_nwb(ctx.synthetic_source())
-    if fmt == "nwb":
-        return read_nwb(ctx.config.data_path(), event_times=data["event_times"])
-    if fmt == "neo":
-        return read_neo(ctx.config.data_path(), allow_pickle=data["allow_pickle"])
-    if fmt == "pmd_yu2009":
-        from .datasets import load_pmd_reach
-
-        return load_pmd_reach(ctx.config.data_path(), variant=data["variant"])
-    return None  # rates-only data (alm_kim2023_psth) has no Block
+    fmt = ctx.data_format
+    if not fmt.gives_trials:
+        return None  # trial-averaged rates only (alm_kim2023_psth): no Block
+    return fmt.read_block(ctx.data_source(), ctx.resolved["data"])
 
 
 def _dataset_info(ctx: RunContext) -> dict[str, Any] | None:
     """Citation and licence when the recording is one of the shared datasets (by format,
     or by file name and folder for an NWB / Neo file)."""
-    from .datasets.shared import SHARED_DATASETS
-
-    fmt = ctx.config.data.format
-    if fmt in SHARED_DATASETS:
-        return {"name": fmt, **SHARED_DATASETS[fmt]}
+    name = ctx.data_format.dataset
+    if name is not None:
+        return {"name": name, **SHARED_DATASETS[name]}
     path = ctx.config.data_path()
     if path is None:
         return None
@@ -176,25 +172,18 @@ def _dataset_info(ctx: RunContext) -> dict[str, Any] | None:
 
 
 def stage_load(ctx: RunContext) -> str:
-    from .io.convention import event_time, trial_window, unit_ids
-    from .io.describe import describe
-
-    fmt = ctx.config.data.format
-    attrs: dict[str, Any] = {"format": fmt, "cortexfit_version": __version__}
+    fmt = ctx.data_format
+    attrs: dict[str, Any] = {"format": fmt.name, "cortexfit_version": __version__}
     info = _dataset_info(ctx)
     attrs["dataset"] = json.dumps(info or {})
-    if fmt == "synthetic":
-        import shutil
-
-        source = ctx.synthetic_source()
-        if source != ctx.out / "synthetic.nwb":
-            with atomic_path(ctx.out / "synthetic.nwb") as tmp:
+    if fmt.generated_file is not None:  # the run folder keeps the generated recording
+        source, kept = ctx.generated_source(), ctx.out / fmt.generated_file
+        if source != kept:
+            with atomic_path(kept) as tmp:
                 shutil.copyfile(source, tmp)
-            ctx.drop_synthetic_source()
-    if fmt == "alm_kim2023_psth":
-        from .datasets import load_alm_psth
-
-        rates = load_alm_psth(ctx.config.data_path())
+            ctx.drop_generated_source()
+    if not fmt.gives_trials:
+        rates = fmt.read_targets(ctx.data_source(), ctx.resolved["data"])
         ctx._psth_targets = rates
         attrs.update(n_units=rates.sizes["unit"], n_trials=0, rates_only=1,
                      summary=f"{rates.sizes['unit']} units, trial-averaged rates of "
@@ -205,12 +194,9 @@ def stage_load(ctx: RunContext) -> str:
                 "(trial-averaged rates only)")
     block = ctx.block
     summary = describe(block)
-    ds = _example_trials(block, ctx.resolved["data"], event_time, trial_window, unit_ids)
-    truth = None
-    if fmt == "synthetic":
-        from .datasets.synthetic import make_synthetic_recording
-
-        truth = make_synthetic_recording(seed=ctx.seed).truth["expected_rate"]
+    ds = _example_trials(block, ctx.resolved["data"])
+    if fmt.truth is not None:  # the rates a generated recording's trial averages estimate
+        truth = fmt.truth(ctx.seed)
         ds["expected_rate"] = truth.rename({"time": "truth_time"}).astype(np.float32)
     ds.attrs.update(attrs, n_units=summary.n_units, n_trials=summary.n_trials,
                     rates_only=0, summary=str(summary),
@@ -222,7 +208,7 @@ def stage_load(ctx: RunContext) -> str:
     return f"{summary.n_units} units, {summary.n_trials} trials{cond_text}"
 
 
-def _example_trials(block, data: dict, event_time, trial_window, unit_ids) -> xr.Dataset:
+def _example_trials(block, data: dict) -> xr.Dataset:
     """Spikes of one trial per condition, relative to the alignment event, for rasters."""
     key = data["condition"]
     keys = [key] if isinstance(key, str) else list(key)
@@ -274,16 +260,11 @@ def _example_trials(block, data: dict, event_time, trial_window, unit_ids) -> xr
 # ---------------------------------------------------------------------- targets
 def _model_targets(ctx: RunContext) -> xr.Dataset:
     """The targets of the run (recorded units, held-out split, auxiliary neurons)."""
-    from .auxiliary import add_auxiliary
-    from .targets import make_targets
-
     data, tcfg = ctx.resolved["data"], ctx.resolved["targets"]
-    if ctx.config.data.format == "alm_kim2023_psth":
+    if not ctx.data_format.gives_trials:
         targets = ctx._psth_targets
         if targets is None:
-            from .datasets import load_alm_psth
-
-            targets = ctx._psth_targets = load_alm_psth(ctx.config.data_path())
+            targets = ctx._psth_targets = ctx.data_format.read_targets(ctx.data_source(), data)
     else:
         targets = make_targets(
             ctx.block, align=data["align"], window=tuple(data["window"]),
@@ -295,7 +276,7 @@ def _model_targets(ctx: RunContext) -> xr.Dataset:
         )
     max_units = tcfg["max_units"]
     if max_units is not None and targets.sizes["unit"] > max_units:
-        rng = np.random.default_rng([ctx.seed, 11])
+        rng = seeds.rng(ctx.seed, "unit_selection")
         keep = np.sort(rng.choice(targets.sizes["unit"], size=max_units, replace=False))
         n_all = targets.sizes["unit"]
         targets = targets.isel(unit=keep)
@@ -356,8 +337,6 @@ def _changed_settings(old: Any, new: dict[str, Any]) -> list[tuple[str, Any, Any
 
 
 def stage_fit(ctx: RunContext, fingerprint: str) -> str:
-    from .fit import RLSFit
-
     ckpt = ctx.out / "checkpoint.npz"
     record = ctx.manifest.get("fit", {})
     mine = {name: ctx.resolved[name] for name in _FIT_INPUTS}
@@ -444,8 +423,6 @@ def scores_by_split(scores: xr.Dataset) -> xr.Dataset:
 
 
 def stage_evaluate(ctx: RunContext) -> str:
-    from .evaluate import example_model_spikes, score
-
     ecfg = ctx.resolved["evaluate"]
     has_trials = "rate_heldout" in ctx.targets
     scores = score(ctx.fitted, ctx.targets, n_trials=ecfg["n_trials"], seed=ecfg["seed"],
@@ -465,10 +442,6 @@ def stage_evaluate(ctx: RunContext) -> str:
 
 # ---------------------------------------------------------------------- diagnostics
 def stage_diagnostics(ctx: RunContext) -> str:
-    from tqdm.auto import tqdm
-
-    from . import diagnostics
-
     d = ctx.resolved["diagnostics"]
     if not d["enabled"]:
         return "disabled ([diagnostics] enabled = false)"
@@ -514,7 +487,5 @@ def stage_diagnostics(ctx: RunContext) -> str:
 
 # ---------------------------------------------------------------------- report
 def stage_report(ctx: RunContext) -> str:
-    from .report.build import build_report
-
     path = build_report(ctx.out)
     return f"{path.name} ({path.stat().st_size / 1e6:.1f} MB)"

@@ -1,4 +1,5 @@
-"""The array loader: spike times, spike matrices, rates only; malformed input."""
+"""The array loader: spike times, spike matrices; malformed input (rates only:
+tests/test_targets.py, targets_from_rates)."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +13,6 @@ from cortexfit.io import (
     check_block,
     event_names,
     event_time,
-    from_rates,
     from_spike_matrix,
     from_spike_times,
     trial_annotations,
@@ -139,22 +139,6 @@ def test_spike_matrix_to_block():
 def test_bad_spike_matrices(mat, kwargs, match):
     with pytest.raises(DataError, match=match):
         from_spike_matrix(mat, **kwargs)
-
-
-def test_rates_only_go_straight_to_targets():
-    time = np.arange(50) * 0.02 - 1.0
-    rates = np.abs(np.random.default_rng(0).normal(5, 1, size=(2, 4, 50)))
-    ds = from_rates(rates, time, unit_ids=list("abcd"), conditions=["l", "r"], align_event="go")
-    assert ds["rate"].dims == ("condition", "unit", "time")
-    np.testing.assert_array_equal(ds["rate"].values, rates)
-    assert ds.attrs["has_trials"] == 0 and "rate_heldout" not in ds
-    assert ds["time"].attrs["units"] == "s" and ds["rate"].attrs["units"] == "Hz"
-    with pytest.raises(CortexfitError, match="NaN"):
-        from_rates(np.full((1, 2, 3), np.nan), [0, 1, 2])
-    with pytest.raises(CortexfitError, match="negative"):
-        from_rates(-np.ones((1, 2, 3)), [0, 1, 2])
-    with pytest.raises(CortexfitError, match="increasing"):
-        from_rates(np.ones((1, 2, 3)), [0, 2, 1])
 
 
 # --- property-based: malformed input gives a CortexfitError or a valid Block, nothing else;

@@ -499,6 +499,24 @@ def test_targets_from_rates_still_works():
     assert ds.attrs["has_trials"] == 0 and ds["rate"].shape == (2, 3, 10)
 
 
+def test_rates_only_go_straight_to_targets():
+    """Trial-averaged rates without trials (formerly ``cortexfit.io.from_rates``)."""
+    time = np.arange(50) * 0.02 - 1.0
+    rates = np.abs(np.random.default_rng(0).normal(5, 1, size=(2, 4, 50)))
+    ds = targets_from_rates(rates, time, unit_ids=list("abcd"), conditions=["l", "r"],
+                            align_event="go")
+    assert ds["rate"].dims == ("condition", "unit", "time")
+    np.testing.assert_array_equal(ds["rate"].values, rates)
+    assert ds.attrs["has_trials"] == 0 and "rate_heldout" not in ds
+    assert ds["time"].attrs["units"] == "s" and ds["rate"].attrs["units"] == "Hz"
+    with pytest.raises(CortexfitError, match="NaN"):
+        targets_from_rates(np.full((1, 2, 3), np.nan), [0, 1, 2])
+    with pytest.raises(CortexfitError, match="negative"):
+        targets_from_rates(-np.ones((1, 2, 3)), [0, 1, 2])
+    with pytest.raises(CortexfitError, match="increasing"):
+        targets_from_rates(np.ones((1, 2, 3)), [0, 2, 1])
+
+
 # ---------------------------------------------------------------------------------------
 # property-based: odd inputs -> CortexfitError or a sound Dataset, nothing else; and inputs
 # built to be valid -> a Dataset as asked (a make_targets that rejects everything fails)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -27,10 +29,12 @@ import xarray as xr
 
 from ..exceptions import ConfigError, DataError, FileFormatError
 from ..io.convention import Trial, make_block
+from ..io.formats import DataFormat
 from ..targets import targets_from_rates
 from .paths import shared_data_dir
 
-__all__ = ["SHARED_DATASETS", "load_alm_psth", "load_pmd_reach", "dataset_dir"]
+__all__ = ["SHARED_DATASETS", "load_alm_psth", "load_pmd_reach", "dataset_dir",
+           "ALM_PSTH_FORMAT", "PMD_FORMAT"]
 
 
 SHARED_DATASETS: dict[str, dict[str, Any]] = {
@@ -451,3 +455,44 @@ def load_pmd_reach(data_dir: str | os.PathLike | None = None, *, variant: str = 
         },
         name=f"pmd_yu2009_{variant}",
     )
+
+
+# ---------------------------------------------------------------------------------------
+# The shared datasets as data formats of a run (``[data] format``; registered in
+# cortexfit/datasets/__init__.py). ``[data] path`` is optional: the shared data folder or
+# the dataset's own folder (default: the shared data folder).
+
+def _dataset_files(name: str, path: Path | None) -> list[Path]:
+    """Every file of the dataset's folder (what a load may read)."""
+    folder = dataset_dir(name, path)
+    return sorted(p for p in folder.iterdir() if p.is_file())
+
+
+def _read_pmd(path: Path | None, data: Mapping[str, Any]):
+    return load_pmd_reach(path, variant=data["variant"])
+
+
+def _read_alm(path: Path | None, data: Mapping[str, Any]) -> xr.Dataset:
+    return load_alm_psth(path)
+
+
+PMD_FORMAT = DataFormat(
+    name="pmd_yu2009",
+    description="the shared PMd reach recording (Yu et al. 2009)",
+    read_block=_read_pmd,
+    ignores=("event_times", "allow_pickle"),
+    defaults={"align": "trial_start", "window": [0.0, 1.0], "condition": "condition",
+              "variant": "ex2"},
+    files=partial(_dataset_files, "pmd_yu2009"),
+    dataset="pmd_yu2009",
+)
+
+ALM_PSTH_FORMAT = DataFormat(
+    name="alm_kim2023_psth",
+    description="the shared ALM trial-averaged rates (Kim et al. 2023): targets only",
+    read_targets=_read_alm,
+    ignores=("event_times", "variant", "condition", "where", "align", "window",
+             "allow_pickle"),
+    files=partial(_dataset_files, "alm_kim2023_psth"),
+    dataset="alm_kim2023_psth",
+)

@@ -1,7 +1,10 @@
 """Readers that turn recordings into a ``neo.Block`` in cortexfit's trial convention.
 
 ``load(path)`` picks the reader from the file: NWB through pynwb (:func:`read_nwb`),
-everything else through Neo (:func:`read_neo`). Plain arrays: :mod:`cortexfit.io.arrays`.
+everything else through Neo (:func:`read_neo`). Plain arrays: :mod:`cortexfit.io.arrays`
+(trial-averaged rates without trials go straight to targets:
+:func:`cortexfit.targets.targets_from_rates`). The data formats of a run (``[data]
+format``): :mod:`cortexfit.io.formats`.
 """
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .arrays import from_rates, from_spike_matrix, from_spike_times
+from .arrays import from_spike_matrix, from_spike_times
 from .convention import (
     Trial,
     check_block,
@@ -30,7 +33,6 @@ __all__ = [
     "event_names",
     "event_time",
     "from_block",
-    "from_rates",
     "from_spike_matrix",
     "from_spike_times",
     "load",

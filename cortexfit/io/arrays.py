@@ -6,8 +6,9 @@ Three shapes of data are accepted:
   event times per trial;
 * :func:`from_spike_matrix`: binary (or count) spike matrices ``(unit, time bin)`` per
   trial;
-* rates only (trial-averaged PSTHs, no trials): :func:`from_rates`, which goes straight
-  to a targets Dataset (there are no trials to hold out).
+* rates only (trial-averaged PSTHs, no trials) are not a recording: they go straight to a
+  targets Dataset with :func:`cortexfit.targets.targets_from_rates` (there are no trials
+  to hold out).
 
 Every trial has its own clock: ``t_start`` (default 0) to ``t_stop``; spikes and events of
 a trial are on that clock, in seconds unless ``time_units`` says otherwise.
@@ -22,14 +23,9 @@ import numpy as np
 import quantities as pq
 
 from ..exceptions import DataError
-from ..targets import targets_from_rates
 from .convention import Trial, clean_spike_times, make_block
 
-__all__ = ["from_spike_times", "from_spike_matrix", "from_rates"]
-
-from_rates = targets_from_rates
-"""Rates-only data (trial-averaged, no single trials) straight to targets:
-see :func:`cortexfit.targets.targets_from_rates`."""
+__all__ = ["from_spike_times", "from_spike_matrix"]
 
 _SOURCE = "arrays"
 

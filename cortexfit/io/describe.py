@@ -1,11 +1,15 @@
-"""What a newcomer needs to set up a fit: a summary of a convention Block.
+"""What a newcomer needs to set up a fit: a summary of a convention Block, and the data
+formats a run config can name.
 
 ``describe(block)`` returns a :class:`RecordingSummary` (plain data, also as a dict);
-``str()`` of it is what ``cortexfit info`` prints.
+``str()`` of it is what ``cortexfit info PATH`` prints. ``describe_formats()`` is what
+``cortexfit info --formats`` prints: the table of :mod:`cortexfit.io.formats`.
 """
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -20,8 +24,9 @@ from .convention import (
     trial_window,
     unit_ids,
 )
+from .formats import DataFormat, data_formats
 
-__all__ = ["RecordingSummary", "describe"]
+__all__ = ["RecordingSummary", "describe", "describe_formats"]
 
 _MAX_LEVELS = 12  # annotations with at most this many distinct values are listed with counts
 
@@ -181,3 +186,30 @@ def _suggest(trial_attrs: dict, events: dict) -> str:
     if outcome and "correct" in trial_attrs[outcome]:
         args.append(f"where={{{outcome!r}: 'correct'}}")
     return "cortexfit.targets.make_targets(block, " + ", ".join(args) + ")"
+
+
+def describe_formats(formats: Iterable[DataFormat] | None = None) -> str:
+    """The data formats (default: every registered one) as ``cortexfit info --formats``
+    prints them: per format its description, what it gives, where it comes from, the
+    ``[data]`` keys it needs, refuses and ignores, and its defaults."""
+    formats = data_formats() if formats is None else list(formats)
+    lines = ["Data formats ([data] format in a run config):"]
+    for fmt in formats:
+        lines.append(f"  {fmt.name}: {fmt.description}")
+        gives = "single trials" if fmt.gives_trials else "trial-averaged rates only (no trials)"
+        origin = {"generated": "generated from the run's seed, kept in the run folder as "
+                               f"{fmt.generated_file}",
+                  "file": "read from the file that path names",
+                  "shared dataset": f"the shared dataset {fmt.dataset} (path, optional: the "
+                                    "shared data folder or the dataset's folder)"}
+        lines.append(f"    {gives}; {origin[fmt.source]}")
+        if fmt.needs:
+            lines.append("    needs: " + ", ".join(fmt.needs))
+        for key, why in fmt.refuses.items():
+            lines.append(f"    refuses: {key} ({why})")
+        if fmt.ignores:
+            lines.append("    ignores: " + ", ".join(fmt.ignores))
+        if fmt.defaults:
+            lines.append("    defaults: " + ", ".join(f"{k} = {json.dumps(v)}"
+                                                      for k, v in fmt.defaults.items()))
+    return "\n".join(lines)

@@ -12,15 +12,10 @@ The modules, from the bottom up:
 * :mod:`.selection`: which trials (``where``, conditions, alignment, the split);
 * :mod:`.make`: :func:`make_targets`, the steps above in order.
 """
-# cortexfit.io.arrays imports targets_from_rates from this package, and .selection and
-# .make import cortexfit.io: so .schema (which imports nothing of cortexfit.io) must be
-# imported, and targets_from_rates bound here, before them; the split keeps it so.
-from .schema import targets_from_rates
-
-# isort: split
 from .make import make_targets
 from .rates import KERNEL_ALIASES, KERNELS, Kernel, rates_from_spike_times
 from .rates import _Smoother as _Smoother  # used by tests/test_evaluate.py
+from .schema import targets_from_rates
 
 __all__ = [
     "KERNELS",

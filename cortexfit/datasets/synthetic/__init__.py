@@ -82,6 +82,7 @@ from .model import CONDITION_KEY, FACTORS, GO_EVENT, STIMULUS_EVENT
 from .params import _check_params as _check_params  # for tests and benchmarks
 from .recording import (
     RECOMMENDED_TARGETS_KWARGS,
+    SYNTHETIC_FORMAT,
     SYNTHETIC_TARGETS,
     SyntheticRecording,
     make_synthetic_recording,
@@ -96,6 +97,7 @@ __all__ = [
     "GO_EVENT",
     "RECOMMENDED_TARGETS_KWARGS",
     "STIMULUS_EVENT",
+    "SYNTHETIC_FORMAT",
     "SYNTHETIC_TARGETS",
     "SyntheticRecording",
     "make_synthetic_recording",

@@ -1,11 +1,12 @@
 """The public face of the synthetic recording: :func:`make_synthetic_recording`, its
 result :class:`SyntheticRecording`, :func:`write_synthetic_nwb` and the targets call that
-suits it (:func:`recommended_targets_kwargs`)."""
+suits it (:func:`recommended_targets_kwargs`); :data:`SYNTHETIC_FORMAT`, the recording as a
+data format of a run."""
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +15,8 @@ from typing import Any
 import neo
 import xarray as xr
 
-from ...io.nwb import write_nwb
+from ...io.formats import DataFormat
+from ...io.nwb import read_nwb, write_nwb
 from .model import CONDITION_KEY, STIMULUS_EVENT
 from .output import _block, _truth
 from .params import _check_params
@@ -163,3 +165,35 @@ def write_synthetic_nwb(
         overwrite=overwrite,
     )
     return path
+
+
+# ---------------------------------------------------------------------------------------
+# The synthetic recording as a data format of a run (``[data] format = "synthetic"``, the
+# default; registered in cortexfit/datasets/__init__.py): generated from the run's seed,
+# written to NWB (kept in the run folder as synthetic.nwb) and read back.
+
+def _generate(path: Path, seed: int) -> None:
+    write_synthetic_nwb(path, seed=seed, overwrite=True)
+
+
+def _read_generated(path: Path | None, data: Mapping[str, Any]) -> neo.Block:
+    return read_nwb(path)
+
+
+def _expected_rate(seed: int) -> xr.DataArray:
+    return make_synthetic_recording(seed=seed).truth["expected_rate"]
+
+
+SYNTHETIC_FORMAT = DataFormat(
+    name="synthetic",
+    description="the embedded synthetic recording (generated, written to NWB, read back)",
+    read_block=_read_generated,
+    ignores=("event_times", "variant", "allow_pickle"),
+    refuses={"path": "the recording is generated"},
+    defaults={"align": SYNTHETIC_TARGETS["align"],
+              "window": list(SYNTHETIC_TARGETS["window"]),
+              "condition": SYNTHETIC_TARGETS["condition"]},
+    generated_file="synthetic.nwb",
+    generate=_generate,
+    truth=_expected_rate,
+)
