@@ -3,6 +3,8 @@ simulator, and rate training and drive training fit with it (the contract of
 :mod:`cortexfit.neurons.base`; a new model passes here or is not done)."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -127,3 +129,28 @@ def synthetic_small():
 
     recording = make_synthetic_recording(seed=0, n_units=10)
     return make_targets(recording.block, **recommended_targets_kwargs())
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_compiled_training_signal_equals_the_f_i_curve(name):
+    """Rate training's compiled signal (a model with ``phi_point``) gives the numbers of
+    :class:`FICurve`, gate and all; a model without it uses FICurve itself."""
+    from cortexfit.fit.training import TrainingSignal
+
+    model = get_model(name)
+    net = gaussian_network(64, p=0.3, sigma=1.0, neuron_model=name, tau_s=0.05, seed=0)
+    scale = InputScale.of(model, net.params, 64)
+    rng = np.random.default_rng(0)
+    u = (scale.threshold + scale.scale * rng.normal(0, 2, 64)).astype(np.float32)
+    target = rng.uniform(0, 0.05, 64)
+    bias = np.zeros(64, np.float32)
+    for smoothing, gate in ((0.1, None), (0.03, 0.0), (0.0, 0.5)):
+        fast = TrainingSignal.make(net, True, smoothing, gate, bias)
+        slow = dataclasses.replace(fast, kernel=None)
+        assert (fast.kernel is not None) == (model.phi_point is not None)
+        err_fast, gain_fast = fast(u, target)
+        err_slow, gain_slow = slow(u, target)
+        np.testing.assert_allclose(err_fast, err_slow, rtol=1e-9, atol=1e-9)  # float32 needs 1e-7
+        np.testing.assert_allclose(gain_fast, gain_slow, rtol=1e-9, atol=1e-9)
+        if gate is not None:
+            assert np.all(gain_fast[u <= fast.gate] == 0)

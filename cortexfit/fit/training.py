@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 import xarray as xr
@@ -39,6 +40,9 @@ class TrainingSignal:
     fi: FICurve | None
     bias: np.ndarray
     gate: np.ndarray
+    kernel: Any = None
+    """The compiled signal of the model (:func:`_make_kernel`), if it has ``phi_point``."""
+    params: np.ndarray | None = None
 
     @classmethod
     def make(cls, net: Network, rate_form: bool, smoothing: float, rate_gate: float | None,
@@ -49,16 +53,59 @@ class TrainingSignal:
         fi = net.neuron_model.fi_curve(net.params, n, smoothing=smoothing)
         gate = np.full(n, -np.inf) if rate_gate is None else \
             fi.threshold + rate_gate * net.neuron_model.input_scale(net.params, n)
-        return cls(fi, np.asarray(bias, dtype=np.float64), gate)
+        model = net.neuron_model
+        kernel = None if model.phi_point is None else _kernel_for(model.phi_point)
+        return cls(fi, np.asarray(bias, dtype=np.float64), gate, kernel,
+                   np.ascontiguousarray(model.param_array(n, net.params), dtype=np.float64))
 
     def __call__(self, u: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.fi is None:
             return u - target, np.ones_like(u)
+        if self.kernel is not None:
+            err, gain = np.empty(u.shape[0]), np.empty(u.shape[0])
+            self.kernel(u, self.bias, target, self.fi.threshold, self.fi.width, self.gate,
+                        self.params, err, gain)
+            return err, gain
         total = u.astype(np.float64) + self.bias
         err = self.fi.phi(total) - target
         gain = self.fi.dphi(total)
         gain[(total <= self.gate) | (gain < 1e-20)] = 0.0  # gated, or nothing to learn
         return err, gain
+
+
+_KERNELS: dict[Any, Any] = {}
+
+
+def _kernel_for(phi_point: Any) -> Any:
+    kernel = _KERNELS.get(phi_point)
+    if kernel is None:
+        kernel = _KERNELS[phi_point] = _make_kernel(phi_point)
+    return kernel
+
+
+def _make_kernel(phi_point: Any) -> Any:
+    """The rate-form signal of one model in a compiled loop: the same arithmetic as
+    :class:`FICurve` (softplus of width c above the threshold, the model's sharp curve there,
+    its slope times the softplus' slope) and the same gate (``tests/test_neuron_models.py``
+    checks them equal)."""
+
+    @numba.njit  # not cached: it inlines phi_point from the model's module
+    def signal(u, bias, target, theta, width, gate, params, err, gain):
+        for i in range(u.shape[0]):
+            x = np.float64(u[i]) + bias[i]
+            c = width[i]
+            if c > 0.0:
+                z = (x - theta[i]) / c
+                shifted = theta[i] + c * (max(z, 0.0) + np.log1p(np.exp(-abs(z))))
+                slope = 0.5 * (1.0 + np.tanh(0.5 * z))
+            else:
+                shifted, slope = x, 1.0
+            rate, derivative = phi_point(shifted, params, i)
+            err[i] = rate - target[i]
+            g = derivative * slope
+            gain[i] = 0.0 if (x <= gate[i] or g < 1e-20) else g
+
+    return signal
 
 
 def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,

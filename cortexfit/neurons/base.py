@@ -74,6 +74,11 @@ class NeuronModel:
     """``d rate / dx`` in Hz per unit input (0 at and below threshold)."""
     threshold: Callable[[Any, int], np.ndarray]
     """``threshold(params, n)``: per neuron, the largest input at which it is silent."""
+    phi_point: Any = None
+    """Optional numba ``phi_point(x, params, i) -> (rate, d rate / dx)`` of neuron ``i`` (the
+    sharp curve, spikes per model time unit; ``params`` the float64 array of
+    :meth:`param_array`): lets rate training compute its signal in a compiled loop; without
+    it training uses :class:`FICurve` (the same numbers, slower)."""
     scale: Callable[[Any, int], np.ndarray] | None = None
     """``scale(params, n)``: the input scale in closed form (else solved on the curve)."""
     state_label: tuple[str, str] = ("membrane potential", "mV")

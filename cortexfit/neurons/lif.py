@@ -139,6 +139,20 @@ def step(state, params, i, x, dt):
     return True
 
 
+@numba.njit(cache=True)
+def phi_point(x, params, i):
+    """The f-I curve and its derivative at ``x`` for neuron ``i``, spikes per ms (the
+    compiled form of :func:`rate` / :func:`rate_derivative`, times the time unit)."""
+    tau, v_rest, v_thr, v_reset, t_ref = (params[0, i], params[1, i], params[2, i],
+                                          params[3, i], params[4, i])
+    v_inf = v_rest + x
+    if not v_inf > v_thr:
+        return 0.0, 0.0
+    period = t_ref + tau * np.log((v_inf - v_reset) / (v_inf - v_thr))
+    slope = tau * (v_thr - v_reset) / ((v_inf - v_reset) * (v_inf - v_thr)) / period ** 2
+    return 1.0 / period, slope
+
+
 def threshold(params: LIFParams | None = None, n: int = 1) -> np.ndarray:
     """The rheobase ``v_thr - v_rest`` (mV): the neuron fires for inputs above it."""
     p = params or LIFParams()
@@ -155,5 +169,6 @@ MODEL = NeuronModel(
     rate=rate,
     rate_derivative=rate_derivative,
     threshold=threshold,
+    phi_point=phi_point,
     description="leaky integrate-and-fire, tau = 10 ms, threshold -50 mV, reset -65 mV",
 )

@@ -102,6 +102,16 @@ def step(state, params, i, x, dt):
     return False
 
 
+@numba.njit(cache=True)
+def phi_point(x, params, i):
+    """``φ1(x)`` and its derivative, spikes per tau (the compiled form of
+    :func:`rate_sharp` / :func:`rate_sharp_derivative`)."""
+    if x > 0.0:
+        root = np.sqrt(x)
+        return root / np.pi, 0.5 / (np.pi * root)
+    return 0.0, 0.0
+
+
 def threshold(params=None, n: int = 1) -> np.ndarray:
     """The theta neuron fires for any input above 0."""
     return np.zeros(n)
@@ -123,6 +133,7 @@ MODEL = NeuronModel(
     rate_derivative=rate_derivative_hz,
     threshold=threshold,
     scale=input_scale,
+    phi_point=phi_point,
     state_label=("theta phase", "rad"),
     phase_speed_at_spike=2.0,  # 1 - cos π + x (1 + cos π) = 2, whatever x
     description="theta neuron (QIF), tau = 10 ms; the paper's model",
