@@ -2,8 +2,8 @@
 
 Run:  .venv/bin/python benchmarks/bench_data.py [--repeats 5]
 
-These three timings were wall-clock assertions in the test suite (``tests/test_synthetic.py``
-``test_generation_is_fast`` and ``tests/test_targets.py`` ``test_speed_112_trials_61_units``)
+These three timings were wall-clock assertions in the test suite (``tests/unit/test_synthetic.py``
+``test_generation_is_fast`` and ``tests/unit/test_targets.py`` ``test_speed_112_trials_61_units``)
 until they moved here: a timing limit fails on a loaded machine without anything being
 wrong. The tests keep the functional checks on the same sizes (``test_simulate_sizes``,
 ``test_112_trials_61_units``). The reference of each line is the limit the test asserted:

@@ -18,7 +18,7 @@ A config has these sections (every key optional; ``cortexfit demo`` is the empty
 Every default and every choice that a library function also checks is declared once, by
 the library (its signature's default, a constant or ``Literal`` next to it: e.g.
 :data:`cortexfit.targets.Kernel`, :data:`cortexfit.evaluate.DEFAULT_N_TRIALS`), and read
-from there; ``tests/test_contract.py`` asserts that the config and the library agree on
+from there; ``tests/contract/test_contract.py`` asserts that the config and the library agree on
 every key's default, choices and bounds. ``[auxiliary] tau_s`` defaults to
 ``[network] tau_s`` (the paper filters the auxiliary targets with the synaptic time
 constant); setting the two to different values is an error.

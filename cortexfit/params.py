@@ -9,7 +9,7 @@ An estimator or function declares, next to its settings, one constraint per sett
 :func:`validate` checks values against them and raises a :class:`ConfigError` whose message
 is built here, the same for every setting. The run config (:mod:`cortexfit.config`) builds
 its fields' bounds from the same declarations (:func:`pydantic_bounds`), so the library and
-the config cannot drift apart (``tests/test_contract.py`` checks that they agree).
+the config cannot drift apart (``tests/contract/test_contract.py`` checks that they agree).
 """
 from __future__ import annotations
 

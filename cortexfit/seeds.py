@@ -47,7 +47,7 @@ of a condition label, the seed as it is) for historical reasons: each was writte
 was needed. Unifying them (say, one ``SeedSequence`` keyed by the purpose's name) would
 change every result (every fitted network, held-out split, score, ceiling and diagnostic),
 so it waits for a release that can say so. Until then every purpose derives exactly the
-stream it always has, and ``tests/test_seeds.py`` pins each one to its legacy derivation.
+stream it always has, and ``tests/unit/test_seeds.py`` pins each one to its legacy derivation.
 The old schemes also overlap: for the same seed, ``"lesion_order"`` repeats 1 and 2 get
 the streams of ``"network"`` and ``"stimuli"``, ``"lesion_order"`` and ``"shuffle_order"``
 get the same streams, so do ``"heldout_split"`` and ``"ceiling_split"`` for the same label,
@@ -60,7 +60,7 @@ zeros: ``default_rng([seed, 0])`` is ``default_rng(seed)``). In a run all of the
 independent of each other.
 
 A new purpose: add it to ``Purpose``, ``_DERIVATIONS``, the table above and
-``tests/test_seeds.py``, with a tag no other purpose uses, e.g. ``[seed, 12]``.
+``tests/unit/test_seeds.py``, with a tag no other purpose uses, e.g. ``[seed, 12]``.
 """
 from __future__ import annotations
 

@@ -39,6 +39,7 @@ import numpy as np
 import xarray as xr
 
 from .. import seeds
+from ..evaluate import score
 from ..exceptions import ConfigError, TargetError
 from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
@@ -119,8 +120,6 @@ def _evaluate(fitted: Any, targets: xr.Dataset, n_trials: int, seed: int) -> xr.
     """Pearson r of trial-averaged model rates with the data: (condition, unit, split), from
     :func:`cortexfit.evaluate.score` (without its noise ceiling, which does not depend on
     the model: ``cortexfit.evaluate.noise_ceiling(targets)`` gives it once)."""
-    from ..evaluate import score
-
     scores = score(fitted, targets, n_trials=n_trials, seed=seed, n_splits=0)
     return scores["pearson"].transpose("condition", "unit", "split")
 

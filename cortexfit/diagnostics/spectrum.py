@@ -1,7 +1,7 @@
 """Eigenvalue spectrum of the recurrent weights before and after training (Figure 4h).
 
 Theory for the initial matrix (circular law with a variance profile; INFERRED here and
-checked in ``tests/test_diagnostics.py``): for an N x N matrix with independent entries
+checked in ``tests/unit/test_diagnostics.py``): for an N x N matrix with independent entries
 whose variance depends only on the column j, ``s_j^2``, the bulk of the eigenvalues fills a
 disc of radius ``sqrt(sum_j s_j^2)``; a nonzero mean adds outliers (a rank-one mean
 ``1 m^T`` adds one at ``sum_j m_j``).

@@ -186,7 +186,7 @@ class RLSFit:
         sharper f-I curve (c = 0.03: with c = 0.1 the curve predicts ~8 Hz at zero input,
         where a theta neuron is silent, and the fitted rates came out ~30 % low).
 
-        Measured (tests/test_fit.py, 80 synthetic units, aux_ratio 2): trial-averaged model
+        Measured (tests/unit/test_fit.py, 80 synthetic units, aux_ratio 2): trial-averaged model
         rates correlate with the targets at 0.83 (median 0.89); the same with aux_ratio 0:
         0.26. Under Dale's law (``dale=True, J=1, g=4``) the same reached 0.71-0.76.
         """

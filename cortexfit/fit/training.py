@@ -86,7 +86,7 @@ def _kernel_for(phi_point: Any) -> Any:
 def _make_kernel(phi_point: Any) -> Any:
     """The rate-form signal of one model in a compiled loop: the same arithmetic as
     :class:`FICurve` (softplus of width c above the threshold, the model's sharp curve there,
-    its slope times the softplus' slope) and the same gate (``tests/test_neuron_models.py``
+    its slope times the softplus' slope) and the same gate (``tests/contract/test_neuron_models.py``
     checks them equal)."""
 
     @numba.njit  # not cached: it inlines phi_point from the model's module

@@ -14,7 +14,7 @@ The modules, from the bottom up:
 """
 from .make import make_targets
 from .rates import KERNEL_ALIASES, KERNELS, Kernel, rates_from_spike_times
-from .rates import _Smoother as _Smoother  # used by tests/test_evaluate.py
+from .rates import _Smoother as _Smoother  # used by tests/unit/test_evaluate.py
 from .schema import targets_from_rates
 
 __all__ = [

@@ -1,5 +1,5 @@
 """The array loader: spike times, spike matrices; malformed input (rates only:
-tests/test_targets.py, targets_from_rates)."""
+tests/unit/test_targets.py, targets_from_rates)."""
 from __future__ import annotations
 
 import numpy as np

@@ -175,7 +175,7 @@ def test_a_registered_format_runs_through_the_config_and_the_load_stage(register
 
 
 # ---------------------------------------------------------------------- layering
-_IO = Path(__file__).resolve().parents[1] / "cortexfit" / "io"
+_IO = Path(__file__).resolve().parents[2] / "cortexfit" / "io"
 #: what cortexfit.io may import of cortexfit: itself and the base layer
 _BASE = {"exceptions", "atomic", "console", "health", "provenance"}
 

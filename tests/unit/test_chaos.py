@@ -24,7 +24,7 @@ TAU = 0.010
 
 
 def sine_targets(n, seed=0, duration=1.0):
-    """Figure 1 drive targets (as tests/test_fit.py): A sin(2 pi (t - T0) / T1)."""
+    """Figure 1 drive targets (as tests/unit/test_fit.py): A sin(2 pi (t - T0) / T1)."""
     rng = np.random.default_rng(seed)
     t = np.arange(0, duration + 1e-9, 0.001)
     amp = rng.uniform(0.5, 1.5, (1, n, 1))
@@ -49,7 +49,7 @@ def chaotic():
 
 @pytest.fixture(scope="module")
 def fitted():
-    """The Figure 1 experiment at test size (as tests/test_fit.py)."""
+    """The Figure 1 experiment at test size (as tests/unit/test_fit.py)."""
     net = gaussian_network(200, p=0.3, sigma=4.0, tau_s=0.02, seed=1)
     return RLSFit(network=net, lam=1.0, update_every=0.002, loops=10, dt=1e-3, progress=False,
                   seed=0).fit(sine_targets(200))

@@ -17,7 +17,7 @@ import xarray as xr
 from cortexfit.config import load_config, parse_config, resolve
 from cortexfit.pipeline import run
 
-PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 TOMLS = sorted(PIPELINES.glob("*.toml"))
 REAL = ("alm_kim2023_psth", "pmd_yu2009", "alm_economo2018_nwb")
 

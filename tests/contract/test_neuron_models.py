@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 import xarray as xr
-from test_fit import DT, sine_targets
+from helpers import DT, sine_targets
 
 from cortexfit.auxiliary import add_auxiliary
 from cortexfit.fit import RLSFit
@@ -21,7 +21,7 @@ from cortexfit.units import InputScale
 
 MODELS = model_names()
 
-# The settings of the paper's Figure 1 (tests/test_fit.py), in the theta neuron's units,
+# The settings of the paper's Figure 1 (tests/unit/test_fit.py), in the theta neuron's units,
 # which cortexfit.units carries to every model.
 SETTINGS = dict(dale=False, p=0.3, sigma=4.0, zero_row_sum=True, tau_s=0.05, lam=1.0,
                 loops=10, stim_amplitude=2.0, stim_duration=0.1, pre_duration=1.0, dt=DT,
