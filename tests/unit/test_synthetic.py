@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from cortexfit.datasets import (
     RECOMMENDED_TARGETS_KWARGS,
@@ -321,3 +322,13 @@ def test_nwb_round_trip(tmp_path):
     with pytest.raises(DataError):
         write_synthetic_nwb(path, seed=2, **kwargs)  # exists, no overwrite
     write_synthetic_nwb(path, seed=2, overwrite=True, **kwargs)
+
+
+def test_the_run_s_ground_truth_is_computed_without_drawing_the_spikes_again():
+    """A run generates its synthetic recording once (to write synthetic.nwb); the report's
+    ground truth comes from the same settings without the spike draws (their random stream
+    is separate), identical to the full generation's."""
+    from cortexfit.datasets.synthetic.recording import SYNTHETIC_FORMAT
+
+    full = make_synthetic_recording(seed=5).truth["expected_rate"]
+    xr.testing.assert_identical(SYNTHETIC_FORMAT.truth(5), full)

@@ -5,6 +5,7 @@ data format of a run."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -180,8 +181,19 @@ def _read_generated(path: Path | None, data: Mapping[str, Any]) -> neo.Block:
     return read_nwb(path)
 
 
+_SETTINGS = ("n_units", "n_trials_per_condition", "conditions", "trial_duration",
+             "stimulus_time", "delay", "delay_jitter", "inter_trial_gap", "gain_sd",
+             "fraction_fs", "fraction_incorrect", "dt")
+"""make_synthetic_recording's settings in _check_params' order."""
+
+
 def _expected_rate(seed: int) -> xr.DataArray:
-    return make_synthetic_recording(seed=seed).truth["expected_rate"]
+    """The truth of the run's recording without drawing its spikes again (the report's
+    ground truth; equal to ``make_synthetic_recording(seed).truth``)."""
+    defaults = inspect.signature(make_synthetic_recording).parameters
+    p = _check_params(seed, *(defaults[name].default for name in _SETTINGS))
+    tau, pop, tr, expected, _ = _simulate(p, with_spikes=False)
+    return _truth(p, tau, pop, tr, expected)["expected_rate"]
 
 
 SYNTHETIC_FORMAT = DataFormat(

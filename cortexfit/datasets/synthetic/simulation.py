@@ -40,8 +40,10 @@ def _spikes_one_trial(rng: np.random.Generator, rate: np.ndarray, dt: float,
     return [times[bounds[u] : bounds[u + 1]] for u in range(n_units)]
 
 
-def _simulate(p: dict[str, Any]):
-    """Everything but the Block: population, trials, spike times and truth arrays."""
+def _simulate(p: dict[str, Any], with_spikes: bool = True):
+    """Everything but the Block: population, trials, spike times and truth arrays.
+    ``with_spikes=False`` skips the spike draws (their stream is separate, so the truth is
+    the same) and returns no spikes."""
     ss = np.random.SeedSequence(p["seed"])
     rng_pop, rng_trials, rng_spikes = (np.random.default_rng(s) for s in ss.spawn(3))
     dt, n_bins = p["dt"], p["n_bins"]
@@ -66,6 +68,8 @@ def _simulate(p: dict[str, Any]):
         rate = _rate_of(h)
         rate *= np.float32(tr["gain"][k])
         expected[c] += rate
-        spikes.append(_spikes_one_trial(rng_spikes, rate, dt, tr["start"][k], tr["stop"][k]))
+        if with_spikes:
+            spikes.append(_spikes_one_trial(rng_spikes, rate, dt, tr["start"][k],
+                                            tr["stop"][k]))
     expected /= np.bincount(tr["cond_index"], minlength=n_cond)[:, None, None]
     return tau, pop, tr, expected, spikes
