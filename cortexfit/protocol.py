@@ -79,10 +79,6 @@ class TrialProtocol:
         return steps(self.stim_duration, self.dt)
 
     @property
-    def pre_steps(self) -> int:
-        return steps(self.pre_duration, self.dt)
-
-    @property
     def window_start(self) -> float:
         """Start of the window on the targets' clock (s)."""
         return float(self.update_times[0] - self.update_every)

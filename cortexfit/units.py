@@ -42,7 +42,7 @@ def to_model_rate(rate_hz: Any, time_unit: float) -> np.ndarray:
 
 
 def to_hz(rate_model: Any, time_unit: float) -> np.ndarray:
-    """Spikes per model time unit -> Hz."""
+    """Spikes per model time unit -> Hz (the trainer's readout, test trials, diagnostics)."""
     return np.asarray(rate_model) / time_unit
 
 

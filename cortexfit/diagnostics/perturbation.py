@@ -48,6 +48,7 @@ from ..exceptions import ConfigError, CortexfitWarning
 from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
 from ..simulate import DEFAULT_DT, Simulator, initial_state
+from ..units import to_hz
 from ..validation import check_nonnegative
 
 __all__ = ["perturbation"]
@@ -213,7 +214,7 @@ def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | Non
             pert.advance(at - done)
             done = at
         rows["du"][row] = np.mean(np.abs(ref.u.astype(np.float64) - pert.u))
-        rows["dr"][row] = np.mean(np.abs(ref.r.astype(np.float64) - pert.r)) / unit
+        rows["dr"][row] = to_hz(np.mean(np.abs(ref.r.astype(np.float64) - pert.r)), unit)
         dv = ref.neuron[0].astype(np.float64) - pert.neuron[0]
         rows["dv"][row] = np.mean(np.abs(_wrap(dv) if is_phase else dv))
     if done < n_window:

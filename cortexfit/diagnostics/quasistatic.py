@@ -33,6 +33,7 @@ import xarray as xr
 from ..exceptions import ConfigError
 from ..fit.fitted import as_fitted
 from ..metrics import pearson_kernel
+from ..units import to_hz
 from .lesion import _check_choice
 
 __all__ = ["quasistatic", "fi_curve"]
@@ -141,7 +142,7 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
         window = spike_steps >= (np.flatnonzero(keep)[0]) * rec_every
         duration = keep.sum() * rec_every * dt
         out["rate"].append(np.bincount(spike_neurons[window], minlength=n) / duration)
-        out["rate_predicted"].append(rate.mean(0) / unit)
+        out["rate_predicted"].append(to_hz(rate.mean(0), unit))
         if keep_traces:
             out["u"].append(u)
             out["u_pred"].append(pred)

@@ -14,6 +14,7 @@ from ..exceptions import ConfigError
 from ..network import Network
 from ..protocol import TrialProtocol
 from ..simulate import SimState
+from ..units import to_hz
 from .inputs import TrainingTargets
 
 __all__ = ["FittedNetwork", "as_fitted"]
@@ -62,7 +63,7 @@ class FittedNetwork:
         unit = net.neuron_model.time_unit
         return xr.Dataset(
             {"u": (("time", "neuron"), rec_u, {"long_name": "synaptic drive"}),
-             "r": (("time", "neuron"), rec_r / unit, {"units": "Hz"}),
+             "r": (("time", "neuron"), to_hz(rec_r, unit), {"units": "Hz"}),
              "spike_time": ("spike", protocol.window_start + (spike_steps + 1) * protocol.dt,
                             {"units": "s"}),
              "spike_neuron": ("spike", spike_neurons)},
@@ -75,7 +76,7 @@ class FittedNetwork:
         """The targets at the update times, (condition, neuron, time): drives, or Hz."""
         values = self.targets.at(self.protocol.update_times)
         if self.targets.form == "rate":
-            values = values / self.network.neuron_model.time_unit
+            values = to_hz(values, self.network.neuron_model.time_unit)
         return values
 
 

@@ -23,6 +23,7 @@ from ..neurons.base import FICurve
 from ..protocol import TrialProtocol
 from ..rls import RLSState
 from ..simulate import Simulator, initial_state
+from ..units import to_hz
 from .checkpoint import HISTORY_KEYS, fingerprint, load_checkpoint, save_checkpoint
 from .fitted import FittedNetwork
 from .inputs import TrainingTargets
@@ -148,7 +149,7 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
                 for k in range(n_updates):
                     spike_steps, _ = sim.advance(protocol.steps_per_update)
                     spikes += spike_steps.size
-                    readout[c, :, k] = sim.r / unit if rate_form else sim.u
+                    readout[c, :, k] = to_hz(sim.r, unit) if rate_form else sim.u
                     err, gain = signal(sim.u, target_at[c, :, k])
                     rls.update(neurons, net.plastic.indices, net.plastic.data,
                                net.plastic_sign, frozen, sim.r, sim.u, err, gain)
@@ -163,7 +164,7 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
                     "lower J / stim_amplitude; the last checkpoint is kept",
                 )
             history["pearson"].append(float(np.mean(pearson_kernel(
-                readout, compare / unit if rate_form else compare))))
+                readout, to_hz(compare, unit) if rate_form else compare))))
             change = float(sp.linalg.norm(net.weights() - weights0))
             history["weight_change"].append(change / norm0 if norm0 > 0 else change)
             history["rate"].append(float(rate))

@@ -176,6 +176,7 @@ def test_works_on_make_targets_output():
     ({"tau_s": 0.001}, "dt is too large"),
     ({"seed": -1}, "seed must be"),
     ({"seed": 1.5}, "seed must be"),
+    ({"neuron_model": "hodgkin"}, "unknown neuron model"),
 ])
 def test_add_auxiliary_validation(kwargs, match):
     with pytest.raises(ConfigError, match=match):
