@@ -239,6 +239,7 @@ def add_auxiliary(
     seed: int = 0,
     neuron_model: str | NeuronModel = "theta",
     model_params: Any = None,
+    min_neurons: int = 0,
 ) -> xr.Dataset:
     """A copy of ``targets`` with auxiliary neurons added on a new ``neuron`` dimension.
 
@@ -246,7 +247,10 @@ def add_auxiliary(
     ``model_params``, its defaults if None): the network that will be trained on them.
 
     ``n_aux = round(aux_ratio * n_recorded)`` (halves rounded up), ``n_recorded`` being
-    the number of units. The result keeps every variable of ``targets`` untouched and
+    the number of units, raised to ``min_neurons - n_recorded`` when the network would
+    otherwise have fewer than ``min_neurons`` neurons: with a few recorded units a network
+    of ``aux_ratio`` times as many cannot generate anything (3 units and aux_ratio 2 make 9
+    neurons of ~3 inputs each; the paper's ALM fit had 681 neurons). The result keeps every variable of ``targets`` untouched and
     adds:
 
     * ``target_rate(condition, neuron, time)``: Hz; the recorded units' training
@@ -259,7 +263,8 @@ def add_auxiliary(
       ``""`` for auxiliary neurons (named so because ``unit`` is already the units'
       dimension).
     * attrs ``aux_ratio``, ``n_aux``, ``aux_tau_c``, ``aux_amplitude``, ``aux_tau_s``,
-      ``aux_dt``, ``aux_seed`` (times in s).
+      ``aux_dt``, ``aux_seed`` (times in s), ``min_neurons`` and ``aux_reason`` (why the
+      network has this many neurons, in words).
 
     Raises :class:`ConfigError` for bad parameters and :class:`TargetError` when
     ``targets`` does not follow the schema or already has a ``neuron`` dimension.
@@ -288,7 +293,20 @@ def add_auxiliary(
 
     units = [str(u) for u in targets["unit"].values]
     n_rec = len(units)
+    if isinstance(min_neurons, bool) or not isinstance(min_neurons, (int, np.integer)) \
+            or min_neurons < 0:
+        raise ConfigError("min_neurons must be an integer >= 0", field="min_neurons",
+                          found=repr(min_neurons), expected="an integer >= 0 (0: no minimum)")
     n_aux = int(math.floor(aux_ratio * n_rec + 0.5))
+    if n_rec + n_aux < min_neurons:
+        n_aux = int(min_neurons) - n_rec
+        reason = (f"{n_rec} recorded + {n_aux} auxiliary = {min_neurons} neurons: the "
+                  f"minimum network size (min_neurons), since aux_ratio {aux_ratio:g} "
+                  f"would give only {n_rec + int(math.floor(aux_ratio * n_rec + 0.5))}")
+    else:
+        reason = (f"{n_rec} recorded + {n_aux} auxiliary = {n_rec + n_aux} neurons: "
+                  f"aux_ratio {aux_ratio:g} auxiliary neurons per recorded unit"
+                  + (f" (above the minimum of {min_neurons})" if min_neurons else ""))
     time = targets["time"].values
     aux = ou_targets(n_aux, targets.sizes["condition"], time, tau_c=tau_c,
                      amplitude=amplitude, tau_s=tau_s, dt=dt, seed=seed,
@@ -322,6 +340,8 @@ def add_auxiliary(
         "aux_dt": float(dt),
         "aux_seed": int(seed),
         "aux_neuron_model": get_model(neuron_model).name,
+        "min_neurons": int(min_neurons),
+        "aux_reason": reason,
     })
     return out
 

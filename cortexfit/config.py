@@ -5,8 +5,8 @@ A config has these sections (every key optional; ``cortexfit demo`` is the empty
     [run]          name, seed
     [data]         format, path, event_times, condition, where, align, window, variant,
                    allow_pickle
-    [targets]      bin_size, kernel, kernel_width, min_rate, heldout_fraction, min_trials,
-                   max_units
+    [targets]      bin_size, kernel, kernel_width, min_rate, heldout_fraction,
+                   validation_fraction, min_trials, margin, max_units
     [auxiliary]    aux_ratio, tau_c, amplitude, tau_s
     [network]      preset and the network settings of :class:`cortexfit.fit.RLSFit`
     [training]     the training settings of :class:`cortexfit.fit.RLSFit`
@@ -19,7 +19,11 @@ Every default and every choice that a library function also checks is declared o
 the library (its signature's default, a constant or ``Literal`` next to it: e.g.
 :data:`cortexfit.targets.Kernel`, :data:`cortexfit.evaluate.DEFAULT_N_TRIALS`), and read
 from there; ``tests/contract/test_contract.py`` asserts that the config and the library agree on
-every key's default, choices and bounds. ``[auxiliary] tau_s`` defaults to
+every key's default, choices and bounds. Two defaults differ from the library's on
+purpose: ``[targets] validation_fraction`` (0.2; ``make_targets``: 0, no trial set aside)
+and ``[targets] margin`` (``"auto"``; ``make_targets``: 0, the time axis is the window), so
+that library calls keep their behaviour while a run sets validation trials aside and scores
+without edge bias. ``[auxiliary] tau_s`` defaults to
 ``[network] tau_s`` (the paper filters the auxiliary targets with the synaptic time
 constant); setting the two to different values is an error.
 
@@ -140,6 +144,18 @@ class DataSection(_Section):
             raise ValueError(f"Input should be {choices}")
         return name
 
+    @field_validator("variant")
+    @classmethod
+    def _known_variant(cls, variant, info):
+        """A format with a list of variants (``devset``) takes one of them."""
+        name = info.data.get("format")  # absent when the format itself was refused
+        variants = get_format(name).variants if name is not None else {}
+        if variants and variant is not None and variant not in variants:
+            shown = [repr(v) for v in variants]
+            raise ValueError(f"unknown variant of format {name!r}: one of "
+                             + ", ".join(shown[:-1]) + " or " + shown[-1])
+        return variant
+
     @field_validator("window")
     @classmethod
     def _ordered(cls, window):
@@ -164,15 +180,29 @@ class DataSection(_Section):
 
 
 class TargetsSection(_Section):
-    """Binning and smoothing of the trial-averaged targets, the held-out split."""
+    """Binning and smoothing of the trial-averaged targets, the training / validation /
+    held-out split, the margin around the scored window."""
 
     bin_size: PositiveFloat = _default(make_targets, "bin_size")
     kernel: Kernel = _default(make_targets, "kernel")  # the library's Literal
     kernel_width: PositiveFloat = _default(make_targets, "kernel_width")
     min_rate: float = Field(_default(make_targets, "min_rate"), ge=0)
     heldout_fraction: float = Field(_default(make_targets, "heldout_fraction"), ge=0, lt=1)
+    #: not the library's default (0): a run sets trials aside to choose the best loop on
+    validation_fraction: float = Field(0.2, ge=0, lt=1)
     min_trials: int = Field(_default(make_targets, "min_trials"), ge=1)
+    #: not the library's default (0): a run is trained beyond the window it is scored on
+    margin: Annotated[float, Field(ge=0)] | Literal["auto"] = "auto"
     max_units: int | None = Field(None, ge=1)
+
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.heldout_fraction + self.validation_fraction >= 1:
+            raise ValueError(
+                f"heldout_fraction + validation_fraction = {self.heldout_fraction:g} + "
+                f"{self.validation_fraction:g} leaves no training trials; their sum must "
+                "be below 1")
+        return self
 
 
 class AuxiliarySection(_Section):
@@ -181,6 +211,9 @@ class AuxiliarySection(_Section):
     aux_ratio: float = Field(_default(add_auxiliary, "aux_ratio"), ge=0, le=1000)
     tau_c: PositiveFloat = _default(add_auxiliary, "tau_c")
     amplitude: PositiveFloat = _default(add_auxiliary, "amplitude")
+    #: not the library's default (0): a run fills the network up to this size with
+    #: auxiliary neurons when few units are recorded (issue 14; pipelines/README.md)
+    min_neurons: int = Field(300, ge=0, le=20_000)
     #: None: ``[network] tau_s`` (filled in by :func:`resolve`; a different value is an error)
     tau_s: PositiveFloat | None = None
 
@@ -237,6 +270,7 @@ class TrainingSection(_Section):
     # narrower than the library (>= 0): 0 is the sharp curve, on which silent neurons never learn
     fi_smoothing: float | None = Field(None, gt=0)
     rate_gate: float | Literal[False] | None = None  # false: no suprathreshold gate
+    noise: float | None = _from_fit("noise")
     compensate_filter: bool | None = None
     dt: float | None = Field(None, gt=0, le=0.01)
     max_rate: float | None = _from_fit("max_rate")
@@ -408,16 +442,21 @@ def resolve(config: RunConfig) -> dict[str, Any]:
     fmt = get_format(config.data.format)
     data = config.data.model_dump()
     data["path"] = str(config.data_path()) if config.data.path else None
-    for key, value in fmt.defaults.items():  # the data format's own alignment, window, ...
+    # the data format's own alignment, window, ... (and its variant's, when it has variants)
+    for key, value in fmt.defaults_for(data.get("variant") or fmt.defaults.get("variant")
+                                       ).items():
         if data.get(key) is None:
             data[key] = copy.deepcopy(value)
     if data.get("condition") is None:
         data["condition"] = "condition"
     missing = next((key for key in fmt.needs if key != "path" and data.get(key) is None), None)
     if missing is not None:
+        expected = ("one of " + ", ".join(repr(v) for v in fmt.variants)
+                    if missing == "variant" and fmt.variants else
+                    "the trial event to align on (see `cortexfit info FILE`) and the window "
+                    "[start, stop] in s")
         raise ConfigError(f"data.{missing} is required for format {config.data.format!r}",
-                          field=f"data.{missing}", expected="the trial event to align on "
-                          "(see `cortexfit info FILE`) and the window [start, stop] in s")
+                          field=f"data.{missing}", expected=expected)
     fit = _fit_sections(config)
     out = {
         "run": {**config.run.model_dump(), "name": config.run.name or config.data.format},

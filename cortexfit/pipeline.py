@@ -314,6 +314,7 @@ def run(config: RunConfig | dict | str | os.PathLike, out: str | os.PathLike | N
         kind, manifest = _check_out(out, resolved, force)  # again, now that it is ours
         ctx.manifest = manifest
         plan = _plan(out, manifest, resolved, data_stamp, force)
+        ctx.load_fingerprint = plan[0][1]  # a kept generated recording is reused only for it
         if not (plan[0][2] and plan[1][2]):
             with _collect_warnings(console):
                 ctx.preflight()

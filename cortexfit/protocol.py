@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .exceptions import ConfigError, TargetError
-from .simulate import SimState, Simulator
+from .simulate import Noise, SimState, Simulator
 from .units import steps
 
 __all__ = ["TrialProtocol"]
@@ -41,11 +41,14 @@ class TrialProtocol:
     bias: Any
     """Constant input: a number or one per neuron."""
     conditions: tuple[str, ...]
+    noise: float = 0.0
+    """White-noise strength into every neuron (model units per sqrt(model time unit),
+    :class:`~cortexfit.simulate.Noise`), in training and in every trial; 0: none."""
 
     @classmethod
     def for_targets(cls, time: np.ndarray, *, dt: float, update_every: float,
                     pre_duration: float, stim_duration: float, stimuli: np.ndarray,
-                    bias: Any, conditions: Any) -> "TrialProtocol":
+                    bias: Any, conditions: Any, noise: float = 0.0) -> "TrialProtocol":
         """The protocol of targets sampled at ``time`` (s): as many whole update intervals
         as fit in ``time[-1] - time[0]``, the first one starting at ``time[0]``."""
         window = float(time[-1] - time[0])
@@ -59,7 +62,7 @@ class TrialProtocol:
         return cls(dt=float(dt), pre_duration=float(pre_duration),
                    stim_duration=float(stim_duration), update_every=float(update_every),
                    update_times=update_times, stimuli=np.asarray(stimuli), bias=bias,
-                   conditions=tuple(str(c) for c in conditions))
+                   conditions=tuple(str(c) for c in conditions), noise=float(noise))
 
     # ------------------------------------------------------------------ step counts
     @property
@@ -103,9 +106,11 @@ class TrialProtocol:
 
     def simulator(self, network: Any, *, seed: int = 0, state: SimState | None = None,
                   precision: str = "float32") -> Simulator:
-        """A simulator of ``network`` with this protocol's time step and bias."""
+        """A simulator of ``network`` with this protocol's time step, bias and noise (fresh
+        noise drawn from ``seed``)."""
+        noise = Noise(sigma=self.noise) if self.noise > 0 else None
         return Simulator(network, dt=self.dt, bias=self.bias, seed=seed, state=state,
-                         precision=precision)
+                         precision=precision, noise=noise)
 
     def lead_in(self, sim: Simulator, condition: int, *, free_run: float = 0.0) -> None:
         """Free run for ``free_run`` s, then the condition's stimulus: ``sim`` is left at

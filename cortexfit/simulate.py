@@ -169,6 +169,16 @@ def _normal(seed, step, neuron):
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
+@numba.njit(inline="always")
+def _normal_pair(seed, counter, neuron):
+    """Two independent standard normals from one counter (both halves of Box-Muller)."""
+    u1 = _uniform(seed, counter, neuron, 1)
+    u2 = _uniform(seed, counter, neuron, 2)
+    radius = np.sqrt(-2.0 * np.log(u1))
+    angle = 2.0 * np.pi * u2
+    return radius * np.cos(angle), radius * np.sin(angle)
+
+
 _KERNELS: dict[Any, Any] = {}
 
 
@@ -214,8 +224,18 @@ def _make_run(step):
                 for i in range(n):
                     xs[i] += stim_amp[i]
             if noise_kind == 1:
-                for i in range(n):
-                    xs[i] += noise_sigma * np.float32(_normal(noise_seed, now, i)) / sqrt_dt
+                # Box-Muller gives two normals: the pair of steps 2m, 2m + 1 comes from one
+                # draw (counter m); the odd step's half waits in noise_state (recomputed
+                # when a call starts on an odd step, so any split of a run gives the same)
+                scale = noise_sigma / sqrt_dt
+                if now % 2 == 0 or k == 0:
+                    for i in range(n):
+                        z0, z1 = _normal_pair(noise_seed, now // 2, i)
+                        noise_state[i] = np.float32(z1)
+                        xs[i] += scale * np.float32(z0 if now % 2 == 0 else z1)
+                else:
+                    for i in range(n):
+                        xs[i] += scale * noise_state[i]
             elif noise_kind == 2:
                 for i in range(n):
                     noise_state[i] = noise_decay * noise_state[i] + noise_sigma * np.float32(

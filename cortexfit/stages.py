@@ -24,7 +24,7 @@ from .auxiliary import add_auxiliary
 from .config import RunConfig, resolve
 from .console import Console
 from .datasets import SHARED_DATASETS
-from .evaluate import example_model_spikes, score
+from .evaluate import example_model_spikes, model_rates, score, validation_score
 from .exceptions import ConfigError
 from .fit import RLSFit
 from .io.convention import event_time, trial_window, unit_ids
@@ -54,6 +54,9 @@ class RunContext:
         #: the row of ``[data] format`` in the table of data formats (cortexfit.io.formats)
         self.data_format = get_format(config.data.format)
         self.manifest: dict[str, Any] = {}  # stages.json's records (set by the pipeline)
+        #: the load stage's fingerprint in this run (set by the pipeline): the run folder's
+        #: generated recording is reused only when it was made for the same one
+        self.load_fingerprint: str | None = None
         self.identity: dict[str, Any] | None = None  # the run's name and recording
         self._block = None
         self._generated: Path | None = None  # a generated recording, before it is moved in
@@ -102,18 +105,21 @@ class RunContext:
             self._tmp = self._generated = None
 
     def generated_source(self) -> Path:
-        """A generated recording (the embedded synthetic one, as NWB): the run folder's copy
-        when it is intact, else generated into a temporary folder (moved in by the load
-        stage)."""
+        """A generated recording (the embedded synthetic one or one of the development set, as
+        NWB; ``[data] variant`` picks the latter): the run folder's copy when it is intact
+        and was made by a load of the same settings (seed, ``[data]``), else generated into a
+        temporary folder (moved in by the load stage)."""
         fmt = self.data_format
         name = fmt.generated_file
-        record = self.manifest.get("load", {}).get("outputs", {})
-        if isinstance(record, dict) and record_matches(self.out / name, record.get(name)):
+        load = self.manifest.get("load", {})
+        record = load.get("outputs", {}) if isinstance(load, dict) else None
+        if (isinstance(record, dict) and load.get("fingerprint") == self.load_fingerprint
+                and record_matches(self.out / name, record.get(name))):
             return self.out / name
         if self._generated is None:
             self._tmp = tempfile.TemporaryDirectory(prefix=f"cortexfit-{fmt.name}-")
             self._generated = Path(self._tmp.name) / name
-            fmt.generate(self._generated, self.seed)
+            fmt.generate(self._generated, self.seed, self.resolved["data"])
         return self._generated
 
     def data_source(self) -> Path | None:
@@ -196,7 +202,7 @@ def stage_load(ctx: RunContext) -> str:
     summary = describe(block)
     ds = _example_trials(block, ctx.resolved["data"])
     if fmt.truth is not None:  # the rates a generated recording's trial averages estimate
-        truth = fmt.truth(ctx.seed)
+        truth = fmt.truth(ctx.seed, ctx.resolved["data"])
         ds["expected_rate"] = truth.rename({"time": "truth_time"}).astype(np.float32)
     ds.attrs.update(attrs, n_units=summary.n_units, n_trials=summary.n_trials,
                     rates_only=0, summary=str(summary),
@@ -259,7 +265,8 @@ def _example_trials(block, data: dict) -> xr.Dataset:
 
 # ---------------------------------------------------------------------- targets
 def _model_targets(ctx: RunContext) -> xr.Dataset:
-    """The targets of the run (recorded units, held-out split, auxiliary neurons)."""
+    """The targets of the run (recorded units, the training / validation / held-out split,
+    the margin around the scored window, auxiliary neurons)."""
     data, tcfg = ctx.resolved["data"], ctx.resolved["targets"]
     if not ctx.data_format.gives_trials:
         targets = ctx._psth_targets
@@ -272,7 +279,8 @@ def _model_targets(ctx: RunContext) -> xr.Dataset:
             bin_size=tcfg["bin_size"], kernel=tcfg["kernel"],
             kernel_width=tcfg["kernel_width"], min_rate=tcfg["min_rate"],
             heldout_fraction=tcfg["heldout_fraction"], min_trials=tcfg["min_trials"],
-            seed=ctx.seed,
+            seed=ctx.seed, validation_fraction=tcfg["validation_fraction"],
+            margin=tcfg["margin"],
         )
     max_units = tcfg["max_units"]
     if max_units is not None and targets.sizes["unit"] > max_units:
@@ -286,7 +294,8 @@ def _model_targets(ctx: RunContext) -> xr.Dataset:
     aux = ctx.resolved["auxiliary"]
     return add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
                          amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed,
-                         neuron_model=ctx.resolved["network"]["neuron_model"])
+                         neuron_model=ctx.resolved["network"]["neuron_model"],
+                         min_neurons=aux["min_neurons"])
 
 
 def stage_targets(ctx: RunContext) -> str:
@@ -301,9 +310,17 @@ def stage_targets(ctx: RunContext) -> str:
     held = ("no held-out trials (rates only)" if "rate_heldout" not in model_targets
             else f"{int(model_targets['n_trials'].sel(split='heldout').sum())} held-out "
                  "trials")
+    if "rate_validation" in model_targets:
+        held += (f", {int(model_targets['n_trials'].sel(split='validation').sum())} "
+                 "validation trials")
+    attrs = model_targets.attrs
+    margin = ""
+    if attrs.get("margin_before", 0) or attrs.get("margin_after", 0):
+        margin = (f" ({attrs['margin_before']:g} s + {attrs['margin_after']:g} s trained "
+                  "beyond the scored window)")
     return (f"{model_targets.sizes['unit']} units{note} x "
             f"{model_targets.sizes['condition']} conditions x {model_targets.sizes['time']} "
-            f"bins, {n_aux} auxiliary neurons, {held}")
+            f"bins{margin}, {n_aux} auxiliary neurons, {held}")
 
 
 # ---------------------------------------------------------------------- fit
@@ -375,7 +392,8 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
     settings = ctx.config.fit_settings()
     fitted = RLSFit(**settings, checkpoint=str(ckpt),
                     checkpoint_every=ctx.config.training.checkpoint_every,
-                    progress=ctx.console.bars).fit(ctx.targets, resume=resume)
+                    progress=ctx.console.bars,
+                    validator=_validator(ctx)).fit(ctx.targets, resume=resume)
     fitted.save(ctx.out / "model.npz")
     _write_nc(fitted.history_, ctx.out / "history.nc")
     ckpt.unlink(missing_ok=True)
@@ -388,13 +406,38 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
             f"mean rate {float(last['rate']):.1f} Hz")
 
 
+VALIDATION_TRIALS = 4
+"""Model trials per condition behind each validation score (the best loop's choice)."""
+VALIDATION_SEED_OFFSET = 104_729
+"""Validation trials are seeded ``[evaluate] seed + this``: never the test trials' seeds."""
+
+
+def _validator(ctx: RunContext):
+    """The best loop's judge when the targets have validation trials: the mean r of
+    the model's trial average (:data:`VALIDATION_TRIALS` fresh trials per condition) with
+    the validation trials' average (:func:`cortexfit.evaluate.validation_score`); None
+    without validation trials (the last loop is kept)."""
+    targets = ctx.targets
+    if "rate_validation" not in targets:
+        return None
+    seed = ctx.resolved["evaluate"]["seed"] + VALIDATION_SEED_OFFSET
+
+    def judge(fitted) -> float:
+        return validation_score(model_rates(fitted, targets, n_trials=VALIDATION_TRIALS,
+                                            seed=seed), targets)
+
+    return judge
+
+
 # ---------------------------------------------------------------------- evaluate
 def scores_by_split(scores: xr.Dataset) -> xr.Dataset:
     """:func:`cortexfit.evaluate.score` output with its ``split`` dimension flattened into
     the run folder's variables: ``pearson_train``, ``pearson_heldout``, ``rmse_*``,
     ``r2_*``, ``noise_ceiling`` (of the held-out average: the bound for
-    ``pearson_heldout``), ``noise_ceiling_train``, ``fraction_of_ceiling`` (heldout), all
-    over (condition, unit); plus ``model_rate``, ``split_half_r``, ``n_data_trials``.
+    ``pearson_heldout``), ``noise_ceiling_train``, all over (condition, unit), and
+    ``fraction_of_ceiling`` (a number: mean ``pearson_heldout`` over mean
+    ``noise_ceiling``, :func:`cortexfit.evaluate.ceiling_fraction`); plus ``model_rate``
+    (on the scored bins), ``split_half_r``, ``n_data_trials``.
     Without held-out trials the ``*_heldout`` and ceiling variables are absent and
     ``attrs["heldout"]`` says why."""
     out = xr.Dataset(coords={k: v for k, v in scores.coords.items() if "split" not in v.dims})
@@ -434,7 +477,8 @@ def stage_evaluate(ctx: RunContext) -> str:
     text = f"pearson train {float(flat['pearson_train'].mean()):.2f}"
     if "pearson_heldout" in flat:
         text += (f", held-out {float(flat['pearson_heldout'].mean()):.2f} "
-                 f"(noise ceiling {float(flat['noise_ceiling'].mean()):.2f})")
+                 f"(noise ceiling {float(flat['noise_ceiling'].mean()):.2f}, fraction "
+                 f"{float(flat['fraction_of_ceiling']):.2f})")
     else:
         text += " (no held-out trials)"
     return text

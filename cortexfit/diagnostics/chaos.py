@@ -57,7 +57,7 @@ from .. import seeds
 from ..exceptions import ConfigError
 from ..network import Network
 from ..simulate import Simulator, initial_state
-from .perturbation import _check_time, _wrap, add_spike_effect, resolve
+from .perturbation import _check_time, _wrap, add_spike_effect, frozen_noise, resolve
 
 __all__ = ["lyapunov", "DEFAULT_N_SEEDS"]
 
@@ -68,18 +68,21 @@ DEFAULT_N_SEEDS = 3
 
 def _one_run(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | None,
              stim_steps: int, transient_steps: int, n_renorm: int, n_intervals: int,
-             eps: float, seed: int, replicate: int) -> dict:
+             eps: float, seed: int, replicate: int, noise: float = 0.0) -> dict:
     """One Benettin estimate of replicate ``replicate`` of ``seed``; returns the log growth
     per interval, flips and spikes."""
     rng = seeds.rng(seed, "lyapunov", replicate)
-    ref = Simulator(net, dt=dt, bias=bias, state=initial_state(net, rng), precision="float64")
+    shared = frozen_noise(noise, seed + 7919 * replicate)
+    ref = Simulator(net, dt=dt, bias=bias, state=initial_state(net, rng), precision="float64",
+                    noise=shared)
     direction = rng.standard_normal(net.n_neurons)
     direction /= np.linalg.norm(direction)
     if stim_steps:
         ref.advance(stim_steps, stimulus=stimulus.astype(np.float64))
     if transient_steps:
         ref.advance(transient_steps)
-    pert = Simulator(net, dt=dt, bias=bias, state=ref.state(), precision="float64")
+    pert = Simulator(net, dt=dt, bias=bias, state=ref.state(), precision="float64",
+                     noise=shared)
     pert.neuron[0] = ref.neuron[0] + eps * direction  # not wrapped: θ > π is a spike to come
     theta_ref, theta_pert = ref.neuron[0], pert.neuron[0]  # live views
     jump = float(ref.jump)
@@ -212,7 +215,7 @@ def lyapunov(
             res = _one_run(net, dt=dt, bias=spec["bias"], stimulus=spec["stimulus"],
                            stim_steps=spec["stim_steps"], transient_steps=transient_steps,
                            n_renorm=n_renorm, n_intervals=n_intervals, eps=eps,
-                           seed=seed, replicate=k)
+                           seed=seed, replicate=k, noise=spec["noise"])
             running[s, k] = np.cumsum(res["logs"]) / elapsed
             lam[s, k] = running[s, k, -1]
             rate[s, k] = res["spikes"] / (n * n_intervals * interval)

@@ -47,7 +47,7 @@ from .. import seeds
 from ..exceptions import ConfigError, CortexfitWarning
 from ..fit.fitted import FittedNetwork, as_fitted
 from ..network import Network
-from ..simulate import DEFAULT_DT, Simulator, initial_state
+from ..simulate import DEFAULT_DT, Noise, Simulator, initial_state
 from ..units import to_hz
 from ..validation import check_nonnegative
 
@@ -122,6 +122,7 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
             amp, stim_duration = None, 0.0
         stages = [("network", net)]
         offset, cond_name = 0.0, None
+        noise = 0.0
     elif isinstance(model, FittedNetwork) or hasattr(model, "fit"):
         est = as_fitted(model)
         net = est.network
@@ -142,6 +143,7 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
             cond_name = protocol.conditions[c]
         stages = ([("before", initial_network(est))] if before_after else []) + [("after", net)]
         offset = protocol.window_start  # the targets' first time
+        noise = protocol.noise
     else:
         raise ConfigError("expected a fitted RLSFit or a Network", field="model",
                           found=type(model).__name__, expected="RLSFit (fitted) or Network")
@@ -152,7 +154,15 @@ def resolve(model: Any, *, before_after: bool, condition: int | str | None,
                           found=stim_duration, expected=">= 0 seconds")
     stim_steps = int(round(stim_duration / dt)) if amp is not None else 0
     return {"stages": stages, "dt": dt, "bias": bias, "stimulus": amp,
-            "stim_steps": stim_steps, "offset": offset, "condition": cond_name}
+            "stim_steps": stim_steps, "offset": offset, "condition": cond_name,
+            "noise": noise}
+
+
+def frozen_noise(sigma: float, seed: int) -> Noise | None:
+    """The background noise of a fit trained with noise, as one realisation (frozen): the
+    reference and the perturbed run receive the same noise, so what differs between them is
+    the perturbation alone."""
+    return Noise(sigma=float(sigma), seed=int(seed) + 0x5EED) if sigma > 0 else None
 
 
 def _check_time(name: str, value: float, *, allow_zero: bool) -> float:
@@ -171,14 +181,16 @@ def _wrap(x: np.ndarray) -> np.ndarray:
 
 def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | None,
                stim_steps: int, n_window: int, n_delete: int, rec: int, seed: int,
-               precision: str) -> dict:
+               precision: str, noise: float = 0.0) -> dict:
     """One network: the shared run to the deletion, the deletion, then both runs."""
     is_phase = net.neuron_model.phase_speed_at_spike is not None
     unit = net.neuron_model.time_unit
     n_rows = n_window // rec
     rows = {name: np.zeros(n_rows) for name in ("du", "dr", "dv")}
     start = initial_state(net, seeds.rng(seed, "perturbation"))
-    sim = Simulator(net, dt=dt, bias=bias, state=start, precision=precision)
+    shared_noise = frozen_noise(noise, seed)
+    sim = Simulator(net, dt=dt, bias=bias, state=start, precision=precision,
+                    noise=shared_noise)
     if stim_steps:
         sim.advance(stim_steps, stimulus=stimulus.astype(sim.real))
     # the first spike whose time (end of its step) is >= the deletion time
@@ -199,8 +211,10 @@ def _run_stage(net: Network, *, dt: float, bias: Any, stimulus: np.ndarray | Non
                       "identical", CortexfitWarning, stacklevel=3)
         return {**rows, "neuron": -1, "step": -1, "spikes": n_spikes}  # none in the search
     k, j = found
-    ref = Simulator(net, dt=dt, bias=bias, state=shared, precision=precision)
-    pert = Simulator(net, dt=dt, bias=bias, state=shared, precision=precision)
+    ref = Simulator(net, dt=dt, bias=bias, state=shared, precision=precision,
+                    noise=shared_noise)
+    pert = Simulator(net, dt=dt, bias=bias, state=shared, precision=precision,
+                     noise=shared_noise)
     n_spikes += ref.advance(k + 1)[0].size
     pert.advance(k + 1)
     add_spike_effect(pert, np.array([j]), np.array([-pert.jump]))  # the spike is not heard
@@ -297,7 +311,7 @@ def perturbation(
     results = [
         _run_stage(net, dt=dt, bias=spec["bias"], stimulus=spec["stimulus"],
                    stim_steps=spec["stim_steps"], n_window=n_window, n_delete=n_delete,
-                   rec=rec, seed=seed, precision=precision)
+                   rec=rec, seed=seed, precision=precision, noise=spec["noise"])
         for _, net in spec["stages"]
     ]
     names = [name for name, _ in spec["stages"]]

@@ -33,6 +33,7 @@ import xarray as xr
 from ..exceptions import ConfigError
 from ..fit.fitted import as_fitted
 from ..metrics import pearson_kernel
+from ..neurons.noisy import noisy_fi_curve
 from ..units import to_hz
 from .lesion import _check_choice
 
@@ -85,7 +86,8 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
         The test trial's initial conditions (as ``run_trial(condition, seed=seed)``).
     fi, c
         The f-I curve (``"smooth"`` or ``"sharp"``) and its smoothing constant (None: the
-        model's ``fi_smoothing``).
+        model's ``fi_smoothing``; for a fit trained with background noise, ``"smooth"``
+        with ``c=None`` is the noisy curve training used, :mod:`cortexfit.neurons.noisy`).
     interval
         Sampling interval of the drive, s (rounded to a whole number of steps, >= dt).
     discard
@@ -105,6 +107,10 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
     net = fitted.network
     smoothing = float(fitted.settings.get("fi_smoothing", 0.1) if c is None else c)
     phi = fi_curve(net, fi, smoothing)
+    noisy = fi == "smooth" and c is None and fitted.protocol.noise > 0
+    if noisy:  # a fit trained with noise: its own curve, the one training used
+        phi = noisy_fi_curve(net.neuron_model, net.params, net.n_neurons,
+                             fitted.protocol.noise).phi
     conditions = _condition_index(fitted, condition)
     protocol = fitted.protocol
     dt = protocol.dt
@@ -173,7 +179,8 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
         attrs={"diagnostic": "quasistatic",
                "description": "Eq 1 of Kim & Chow 2018: u_i(t) vs sum_j W_ij phi(u_j(t) + I_j) "
                               "on one test trial per condition (stimulus off)",
-               "fi": fi, "c": smoothing if fi == "smooth" else "n/a", "seed": int(seed),
+               "fi": "noisy" if noisy else fi,
+               "c": smoothing if fi == "smooth" and not noisy else "n/a", "seed": int(seed),
                "interval": rec_every * dt, "discard": float(discard),
                "mean_pearson": float(pearson.mean()), "neuron_model": net.neuron_model.name},
     )

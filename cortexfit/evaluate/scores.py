@@ -1,17 +1,32 @@
 """Scores: Pearson r, RMSE (Hz) and R² of the model's trial-averaged rates against the data's
 training and held-out averages per (condition, unit), with the noise ceiling of each and the
-fraction of it reached, as one NetCDF-ready Dataset (:func:`score`); :func:`summarize`
-turns it into plain numbers."""
+fraction of it reached, as one NetCDF-ready Dataset (:func:`score`, or
+:func:`score_model_rates` for rates already made); :func:`summarize` turns it into plain
+numbers; :func:`validation_score` scores against the validation trials.
+
+Every score uses the bins of the targets' **scoring window** only
+(:func:`cortexfit.targets.score_window`: ``attrs["score_start"]`` / ``["score_stop"]``,
+else the whole time axis), where the model's rates are made from its own spikes within the
+kernel's reach, exactly as the data's are.
+
+**Fraction of the ceiling** (one definition, here, in ``scores.nc`` and in the report):
+the mean held-out Pearson r divided by the mean noise ceiling, both over the same
+(condition, unit) pairs, those with a defined (finite) ceiling: :func:`ceiling_fraction`.
+A ratio of means, not a mean of per-pair ratios, which tiny ceilings (units with little
+reliable signal) would dominate.
+"""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import xarray as xr
 
 from .. import __version__
 from ..exceptions import ConfigError, TargetError
-from ..metrics import DIMENSIONLESS, pearson, r2, rmse
+from ..metrics import DIMENSIONLESS, pearson, pearson_kernel, r2, rmse
+from ..targets import crop_to_score_window, score_window
 from .ceiling import split_half_reliability
 from .checks import _check_int_arg
 from .model_rates import DEFAULT_N_TRIALS, model_rates
@@ -21,10 +36,89 @@ SCORE_VARIABLES = ("pearson", "rmse", "r2", "noise_ceiling", "fraction_of_ceilin
 """The data variables of a :func:`score` Dataset."""
 
 
+def ceiling_fraction(pearson_r: Any, ceiling: Any) -> float:
+    """The fraction of the noise ceiling a model reaches: ``mean(r) / mean(ceiling)`` over
+    the (condition, unit) pairs whose ceiling is defined (finite) and whose r is finite.
+
+    The one definition of "fraction of the ceiling" (``score``'s ``fraction_of_ceiling``,
+    :func:`summarize`, ``scores.nc`` and the report): a ratio of means, so a pair with a
+    tiny ceiling (little reliable signal, its r mostly noise) weighs by its ceiling, not
+    by ``1 / ceiling``. NaN when no pair has a ceiling or the mean ceiling is 0.
+    """
+    r = np.asarray(getattr(pearson_r, "values", pearson_r), dtype=np.float64).ravel()
+    c = np.asarray(getattr(ceiling, "values", ceiling), dtype=np.float64).ravel()
+    if r.shape != c.shape:
+        raise ConfigError("pearson and ceiling differ in shape", field="ceiling",
+                          found=f"{r.size} r, {c.size} ceilings",
+                          expected="one ceiling per (condition, unit) pair")
+    ok = np.isfinite(r) & np.isfinite(c)
+    if not ok.any():
+        return math.nan
+    mean_ceiling = float(np.mean(c[ok]))
+    return float(np.mean(r[ok])) / mean_ceiling if mean_ceiling > 0 else math.nan
+
+
+def validation_score(model_rates_ds: xr.Dataset | xr.DataArray, targets: xr.Dataset) -> float:
+    """Mean Pearson r over (condition, unit) of the model's rates against the validation
+    trials' average ``rate_validation``, on the scoring window.
+
+    ``model_rates_ds``: :func:`model_rates` output (or any Dataset with ``rate``, or a
+    DataArray, over ``(condition, unit, time)`` in Hz) on the targets' time axis or on
+    its scored bins; ``targets``: made with ``validation_fraction > 0`` (with or without
+    ``add_auxiliary``). Only the targets' units (the recorded ones) and conditions are
+    scored; a unit whose rate is constant scores 0 (:func:`cortexfit.metrics.pearson_kernel`).
+    For choosing among fits (e.g. the best training loop) without touching the held-out
+    test trials.
+    """
+    if not isinstance(targets, xr.Dataset) or "rate_validation" not in targets.data_vars:
+        raise TargetError(
+            "the targets have no validation trials", field="rate_validation",
+            found="no rate_validation" if isinstance(targets, xr.Dataset)
+            else type(targets).__name__,
+            expected="targets made with validation_fraction > 0",
+            hint="Make the targets with make_targets(..., validation_fraction=0.2) "
+                 "([targets] validation_fraction in a run config)")
+    model = model_rates_ds["rate"] if isinstance(model_rates_ds, xr.Dataset) else \
+        model_rates_ds
+    data = crop_to_score_window(targets["rate_validation"], targets)
+    model = _on_grid(model, data, targets).values
+    return float(np.mean(pearson_kernel(model, data.transpose(
+        "condition", "unit", "time").values)))
+
+
+def _on_grid(model: xr.DataArray, data: xr.DataArray, targets: xr.Dataset) -> xr.DataArray:
+    """``model`` (condition, unit, time) on ``data``'s conditions, units and (scored) time
+    bins: its time axis is the targets' whole axis or their scored bins."""
+    conditions = [str(c) for c in data["condition"].values]
+    known = {str(c) for c in model["condition"].values}
+    absent = [c for c in conditions if c not in known]
+    if absent:
+        raise ConfigError("the model has no rates for some conditions of the targets",
+                          field="condition", found=absent[:10],
+                          expected=f"conditions among {sorted(known)}")
+    units = [str(u) for u in data["unit"].values]
+    have = {str(u) for u in model["unit"].values}
+    missing = [u for u in units if u not in have]
+    if missing:
+        raise ConfigError("the model has no rates for some units of the targets",
+                          field="unit", found=missing[:10], expected="the targets' units")
+    model = model.sel(condition=data["condition"].values, unit=data["unit"].values)
+    model = crop_to_score_window(model.transpose("condition", "unit", "time"), targets)
+    if model.sizes["time"] != data.sizes["time"] or not np.allclose(
+            model["time"].values, data["time"].values, rtol=0, atol=1e-9):
+        raise ConfigError("the model's time grid differs from the targets'", field="time",
+                          found=f"{model.sizes['time']} scored bins",
+                          expected=f"{data.sizes['time']} (the targets' scored bins)")
+    return model
+
+
 def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed: int = 1000,
           n_splits: int = 100) -> xr.Dataset:
     """Score a fitted network against the data: per (condition, unit, split) metrics and
-    the data's noise ceiling, as one NetCDF-ready Dataset.
+    the data's noise ceiling, as one NetCDF-ready Dataset, on the targets' scoring window.
+
+    :func:`model_rates` of ``n_trials`` test trials per condition, then
+    :func:`score_model_rates`.
 
     Parameters
     ----------
@@ -51,7 +145,8 @@ def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed
     -------
     xarray.Dataset
         dims ``condition``, ``unit``, ``split`` (``["train", "heldout"]``, or ``["train"]``
-        when the targets have no ``rate_heldout``), ``time``.
+        when the targets have no ``rate_heldout``), ``time`` (the scored bins: those of
+        the targets' scoring window, :func:`cortexfit.targets.score_window`).
 
         ===================  ========================  =====  =============================
         variable             dims                      units  meaning
@@ -71,9 +166,11 @@ def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed
                                                               split's data average: the
                                                               expected r of a perfect
                                                               noiseless model
-        fraction_of_ceiling  (condition, unit, split)  1      pearson / noise_ceiling; NaN
-                                                              where the ceiling is 0 (no
-                                                              reliable signal) or skipped
+        fraction_of_ceiling  (split)                   1      mean pearson / mean
+                                                              noise_ceiling over the pairs
+                                                              with a ceiling
+                                                              (:func:`ceiling_fraction`);
+                                                              NaN when skipped
         model_rate           (condition, unit, time)   Hz     the model's trial-averaged
                                                               rate (binned/smoothed like
                                                               the data)
@@ -88,8 +185,8 @@ def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed
         trials per condition), ``seed``, ``n_splits``, ``ceiling_trials`` (``"all"``, or
         ``"none"`` when skipped),
         ``ceiling_method`` (the recipe), ``metric_dim`` (``"time"``), ``source`` (the
-        targets'), ``cortexfit_version``. Writes with
-        ``to_netcdf(path, engine="h5netcdf")``.
+        targets'), ``score_start`` / ``score_stop`` (the scored window, s),
+        ``cortexfit_version``. Writes with ``to_netcdf(path, engine="h5netcdf")``.
 
     A model scored on the held-out trials cannot beat ``noise_ceiling`` (split
     ``"heldout"``) except by sampling error; on the training trials it can, by fitting
@@ -100,43 +197,70 @@ def score(fitted, targets: xr.Dataset, *, n_trials: int = DEFAULT_N_TRIALS, seed
     n_trials = _check_int_arg(n_trials, "n_trials", 1)
     seed = _check_int_arg(seed, "seed", 0)
     n_splits = _check_int_arg(n_splits, "n_splits", 0)
+    _check_targets(targets)
+    # the ceiling first: it is cheap and fails fast on targets it cannot use
+    scored = crop_to_score_window(targets)
+    ceiling = split_half_reliability(scored, n_splits, seed) if n_splits else None
+    model = model_rates(fitted, targets, n_trials=n_trials, seed=seed)
+    return _score(model, targets, scored, ceiling, n_trials=n_trials, seed=seed,
+                  n_splits=n_splits)
+
+
+def score_model_rates(model_rates_ds: xr.Dataset, targets: xr.Dataset, *, seed: int = 1000,
+                      n_splits: int = 100) -> xr.Dataset:
+    """:func:`score` of model rates already made: ``model_rates_ds`` is
+    :func:`model_rates` or :func:`~cortexfit.evaluate.model_rates_from_spikes` output
+    (any Dataset with ``rate(condition, unit, time)`` in Hz on the targets' time axis or
+    their scored bins, and ``attrs["n_model_trials"]``). ``seed`` seeds the ceiling's
+    splits. Returns the Dataset :func:`score` returns."""
+    seed = _check_int_arg(seed, "seed", 0)
+    n_splits = _check_int_arg(n_splits, "n_splits", 0)
+    _check_targets(targets)
+    if not isinstance(model_rates_ds, xr.Dataset) or "rate" not in model_rates_ds.data_vars:
+        raise ConfigError("the model rates are not a rates Dataset", field="model_rates_ds",
+                          found=type(model_rates_ds).__name__,
+                          expected="the Dataset of cortexfit.evaluate.model_rates")
+    scored = crop_to_score_window(targets)
+    ceiling = split_half_reliability(scored, n_splits, seed) if n_splits else None
+    n_trials = int(model_rates_ds.attrs.get("n_model_trials", -1))
+    return _score(model_rates_ds, targets, scored, ceiling, n_trials=n_trials, seed=seed,
+                  n_splits=n_splits)
+
+
+def _check_targets(targets: Any) -> None:
     if not isinstance(targets, xr.Dataset) or "rate" not in targets.data_vars:
         raise TargetError("the targets are not a targets Dataset", field="targets",
                           found=type(targets).__name__,
                           expected="the Dataset of cortexfit.targets.make_targets")
-    # the ceiling first: it is cheap and fails fast on targets it cannot use
-    ceiling = split_half_reliability(targets, n_splits, seed) if n_splits else None
-    model = model_rates(fitted, targets, n_trials=n_trials, seed=seed)
-    model_rate = _model_rate(model, targets, n_trials)
+
+
+def _score(model: xr.Dataset, targets: xr.Dataset, scored: xr.Dataset,
+           ceiling: xr.Dataset | None, *, n_trials: int, seed: int,
+           n_splits: int) -> xr.Dataset:
+    """The score Dataset of ``model`` against ``scored`` (the targets on their scoring
+    window), with ``ceiling`` (of ``scored``, or None)."""
+    model_rate = _model_rate(model, targets, scored, n_trials)
     splits = ["train"]
-    if "rate_heldout" in targets.data_vars:
+    if "rate_heldout" in scored.data_vars:
         splits.append("heldout")
     if ceiling is not None and list(ceiling["split"].values) != splits:
         splits = [str(s) for s in ceiling["split"].values]
-    return _score_dataset(model_rate, _data_averages(targets, splits), ceiling, targets,
-                          splits, n_trials=n_trials, seed=seed, n_splits=n_splits)
+    ds = _score_dataset(model_rate, _data_averages(scored, splits), ceiling, scored,
+                        splits, n_trials=n_trials, seed=seed, n_splits=n_splits)
+    start, stop = score_window(targets)
+    ds.attrs.update(score_start=start, score_stop=stop)
+    return ds
 
 
-def _model_rate(model: xr.Dataset, targets: xr.Dataset, n_trials: int) -> xr.DataArray:
-    """The model's trial-averaged ``rate`` on the targets' conditions, units and time grid
-    (their coords), as ``model_rate(condition, unit, time)``."""
-    conditions = targets["condition"].values
-    known = {str(c) for c in model["condition"].values}
-    absent = [str(c) for c in conditions if str(c) not in known]
-    if absent:
-        raise ConfigError("the model was not trained on some conditions of the targets",
-                          field="condition", found=absent[:10],
-                          expected=f"conditions among {sorted(known)}")
-    model_rate = model["rate"].sel(condition=conditions, unit=targets["unit"].values)
-    model_rate = model_rate.transpose("condition", "unit", "time")
-    if model_rate.sizes["time"] != targets.sizes["time"] or not np.allclose(
-            model_rate["time"].values, targets["time"].values, rtol=0, atol=1e-9):
-        raise ConfigError("the model's time grid differs from the targets'", field="time",
-                          found=model_rate.sizes["time"], expected=targets.sizes["time"])
+def _model_rate(model: xr.Dataset, targets: xr.Dataset, scored: xr.Dataset,
+                n_trials: int) -> xr.DataArray:
+    """The model's trial-averaged ``rate`` on the targets' conditions, units and scored
+    time bins (their coords), as ``model_rate(condition, unit, time)``."""
+    model_rate = _on_grid(model["rate"], scored["rate"], targets)
     return xr.DataArray(
         model_rate.values, dims=("condition", "unit", "time"),
-        coords={"condition": targets["condition"], "unit": targets["unit"],
-                "time": targets["time"]},
+        coords={"condition": scored["condition"], "unit": scored["unit"],
+                "time": scored["time"]},
         name="model_rate",
         attrs={"units": "Hz", "long_name": f"model rate, average of {n_trials} test "
                "trials per condition, binned and smoothed like the data"},
@@ -184,8 +308,8 @@ def _score_dataset(model_rate: xr.DataArray, data: xr.DataArray, ceiling: xr.Dat
         counts = _data_counts(targets, splits)
         method = "not computed (n_splits = 0): noise_ceiling, fraction_of_ceiling and " \
             "split_half_r are NaN"
-    with np.errstate(invalid="ignore", divide="ignore"):
-        fraction = np.where(ceil > 0, r.values / ceil, np.nan)
+    fraction = np.array([ceiling_fraction(r.values[..., s], ceil[..., s])
+                         for s in range(len(splits))])
     dims3 = ("condition", "unit", "split")
     ds = xr.Dataset(
         {
@@ -195,9 +319,10 @@ def _score_dataset(model_rate: xr.DataArray, data: xr.DataArray, ceiling: xr.Dat
             "noise_ceiling": (dims3, ceil, {
                 **one, "long_name": "noise ceiling: expected r of a perfect noiseless model "
                 "with the split's data trial average, sqrt(reliability)"}),
-            "fraction_of_ceiling": (dims3, fraction, {
-                **one, "long_name": "pearson / noise_ceiling (NaN where the ceiling is 0 or "
-                "not computed)"}),
+            "fraction_of_ceiling": ("split", fraction, {
+                **one, "long_name": "fraction of the noise ceiling reached: mean pearson / "
+                "mean noise_ceiling over the (condition, unit) pairs with a ceiling (NaN "
+                "when not computed)"}),
             "model_rate": model_rate,
             "split_half_r": (("condition", "unit"), shr, {
                 **one, "long_name": "mean split-half correlation of the data (R_h)"}),
@@ -234,7 +359,8 @@ def summarize(scores: xr.Dataset) -> dict[str, float | int]:
 
     Means over all (condition, unit) pairs, one key per split ``s``:
     ``pearson_s``, ``pearson_median_s``, ``rmse_s`` (Hz), ``r2_s``, ``noise_ceiling_s``,
-    ``fraction_of_ceiling_s`` (mean over the pairs where it is defined),
+    ``fraction_of_ceiling_s`` (:func:`ceiling_fraction`: mean pearson over mean ceiling,
+    the pairs with a ceiling; the value of ``scores["fraction_of_ceiling"]``),
     ``above_ceiling_s`` (fraction of pairs with pearson > noise_ceiling; expected near 0
     on held-out trials) and ``pearson_minus_ceiling_s`` (mean of pearson - ceiling);
     plus ``n_conditions``, ``n_units`` and ``n_trials`` (model trials per condition).
@@ -254,15 +380,13 @@ def summarize(scores: xr.Dataset) -> dict[str, float | int]:
         s = scores.sel(split=split)
         r = s["pearson"].values
         c = s["noise_ceiling"].values
-        f = s["fraction_of_ceiling"].values
         has_ceiling = bool(np.all(np.isfinite(c)))
         out[f"pearson_{split}"] = float(np.mean(r))
         out[f"pearson_median_{split}"] = float(np.median(r))
         out[f"rmse_{split}"] = float(np.mean(s["rmse"].values))
         out[f"r2_{split}"] = float(np.mean(s["r2"].values))
         out[f"noise_ceiling_{split}"] = float(np.mean(c)) if has_ceiling else math.nan
-        out[f"fraction_of_ceiling_{split}"] = (
-            float(np.mean(f[np.isfinite(f)])) if np.isfinite(f).any() else math.nan)
+        out[f"fraction_of_ceiling_{split}"] = ceiling_fraction(r, c)
         out[f"above_ceiling_{split}"] = float(np.mean(r > c)) if has_ceiling else math.nan
         out[f"pearson_minus_ceiling_{split}"] = (
             float(np.mean(r - c)) if has_ceiling else math.nan)

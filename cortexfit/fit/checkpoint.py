@@ -17,9 +17,10 @@ from ..simulate import SimState
 
 __all__ = ["fingerprint", "save_checkpoint", "load_checkpoint", "HISTORY_KEYS"]
 
-HISTORY_KEYS = ("pearson", "weight_change", "rate", "frozen")
+HISTORY_KEYS = ("pearson", "weight_change", "rate", "frozen", "validation")
 
 _NOT_FINGERPRINTED = ("loops", "checkpoint", "checkpoint_every", "progress")
+# (a checkpoint also keeps the best loop's weights so far: ``best_*``, see training.py)
 """Settings a checkpoint can be resumed under a change of (more loops, another interval)."""
 
 
@@ -34,19 +35,23 @@ def fingerprint(settings: dict[str, Any], target_values: np.ndarray) -> str:
 
 def save_checkpoint(path: Path, fingerprint: str, loops_done: int, state: SimState,
                     net: Network, packed: np.ndarray, frozen: np.ndarray,
-                    history: dict[str, list[float]]) -> None:
+                    history: dict[str, list[float]],
+                    best: dict[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    best = best or {}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         np.savez(fh, fingerprint=fingerprint, loops_done=loops_done,
                  plastic=net.plastic.data, frozen=frozen, packed=packed,
                  neuron=state.neuron, r=state.r, u=state.u, noise=state.noise,
-                 step=state.step, **{f"history_{k}": np.asarray(v) for k, v in history.items()})
+                 step=state.step, **{f"history_{k}": np.asarray(v) for k, v in history.items()},
+                 **{f"best_{k}": np.asarray(v) for k, v in best.items()})
 
 
 def load_checkpoint(path: Path, fingerprint: str, net: Network, packed: np.ndarray,
-                    frozen: np.ndarray) -> tuple[int, SimState, dict[str, list[float]]]:
+                    frozen: np.ndarray
+                    ) -> tuple[int, SimState, dict[str, list[float]], dict[str, Any]]:
     """Restore weights, P and frozen synapses in place; returns (loops done, state,
-    history)."""
+    history, the best loop so far: ``{"loop", "score", "weights", "frozen"}`` or {})."""
     try:
         data = np.load(path)
         found = str(data["fingerprint"])
@@ -65,5 +70,7 @@ def load_checkpoint(path: Path, fingerprint: str, net: Network, packed: np.ndarr
     packed[:] = data["packed"]
     state = SimState(neuron=data["neuron"], r=data["r"], u=data["u"], noise=data["noise"],
                      step=int(data["step"]))
-    history = {k: list(data[f"history_{k}"]) for k in HISTORY_KEYS}
-    return int(data["loops_done"]), state, history
+    history = {k: list(data[f"history_{k}"]) if f"history_{k}" in data.files else []
+               for k in HISTORY_KEYS}
+    best = {k[len("best_"):]: data[k] for k in data.files if k.startswith("best_")}
+    return int(data["loops_done"]), state, history, best

@@ -45,7 +45,7 @@ import copy
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import xarray as xr
@@ -63,7 +63,11 @@ from .inputs import TrainingTargets, read_targets
 from .persistence import load_fitted, save_fitted
 from .training import train
 
-__all__ = ["RLSFit", "PARAMETER_CONSTRAINTS"]
+__all__ = ["RLSFit", "PARAMETER_CONSTRAINTS", "RECORDINGS_NOISE"]
+
+RECORDINGS_NOISE = 0.2
+"""The recordings preset's background noise (theta units): chosen over 0.1-0.5 on the
+development recordings and PMd (pipelines/README.md, "Fit quality")."""
 
 
 _POSITIVE = dict(lo=0, hi=None, closed="neither")
@@ -90,10 +94,12 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
     "fi_smoothing": Interval(**_NONNEGATIVE, meaning="input scales; 0: the sharp curve"),
     "rate_gate": Interval(None, None, none_ok=True,
                           meaning="input scales above threshold; None: no gate"),
+    "noise": Interval(**_NONNEGATIVE, meaning="white-noise strength, theta units; 0: none"),
     "compensate_filter": _FLAG,
     "dt": Interval(**_POSITIVE, meaning="seconds"),
     "max_rate": Interval(**_POSITIVE, meaning="Hz"),
     "checkpoint_every": Interval(1, None, integer=True, meaning="loops"),
+    "validate_every": Interval(1, None, integer=True, meaning="loops"),
     "progress": _FLAG,
     "seed": Interval(0, None, integer=True),
 }
@@ -131,6 +137,11 @@ class RLSFit:
     rate_gate : rate training updates neuron i only while ``u_i + I_i`` exceeds the model's
         threshold by more than ``rate_gate`` input scales (the paper: 0, "suprathreshold");
         None trains always.
+    noise : white noise into every neuron, in training and in every trial (theta units per
+        sqrt(tau); :class:`cortexfit.simulate.Noise`); with noise, rate training uses the
+        neuron's f-I curve under that noise (:mod:`cortexfit.neurons.noisy`, theta only)
+        instead of the softplus-smoothed one, so the curve and the spiking neuron agree at
+        low rates. 0: none (the paper).
     compensate_filter : rate form only. The filtered spike train r (the paper's readout) is
         the rate passed through an exponential filter, so it lags the rate by ~tau_s (a 46
         degree phase lag for a 300 ms sine at tau_s = 50 ms). With True, RLS aims the rate
@@ -165,6 +176,7 @@ class RLSFit:
     bias: float = 0.0
     fi_smoothing: float = 0.1
     rate_gate: float | None = 0.0
+    noise: float = 0.0
     compensate_filter: bool = False
     dt: float = DEFAULT_DT
     max_rate: float = 500.0
@@ -172,8 +184,14 @@ class RLSFit:
     checkpoint_every: int = 5
     progress: bool = True
     seed: int = 0
+    validate_every: int = 5
     network: Network | None = field(default=None, repr=False)
     """A network to train instead of building one from the settings (its size must match)."""
+    validator: Callable[[FittedNetwork], float] | None = field(default=None, repr=False)
+    """Scores the network every ``validate_every`` loops and after the last (higher is
+    better, e.g. the fit to validation trials: :func:`cortexfit.evaluate.validation_score`);
+    the fit keeps the weights of the best loop (``history_.attrs["best_loop"]``). None:
+    the last loop's weights."""
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -186,19 +204,27 @@ class RLSFit:
         sharper f-I curve (c = 0.03: with c = 0.1 the curve predicts ~8 Hz at zero input,
         where a theta neuron is silent, and the fitted rates came out ~30 % low).
 
+        Background noise into every neuron (``noise = 0.2``, theta; rate training then uses
+        the noisy f-I curve of :mod:`cortexfit.neurons.noisy`): without it every unit below
+        ~4 Hz had a silent model neuron and model rates ran ~40 % low on recordings of low
+        rates (pipelines/README.md, "Fit quality").
+
         Measured (tests/unit/test_fit.py, 80 synthetic units, aux_ratio 2): trial-averaged model
         rates correlate with the targets at 0.83 (median 0.89); the same with aux_ratio 0:
         0.26. Under Dale's law (``dale=True, J=1, g=4``) the same reached 0.71-0.76.
         """
         settings = dict(dale=False, p=0.3, sigma=1.0, tau_s=0.05, lam=1.0, update_every=0.002,
                         loops=30, fi_smoothing=0.03, rate_gate=None)
+        # background noise (theta only: the other models have no noisy f-I curve yet)
+        model = overrides.get("neuron_model", cls.neuron_model)
+        settings["noise"] = RECORDINGS_NOISE if get_model(model).name == "theta" else 0.0
         settings.update(overrides)
         return cls(**settings)
 
     # ------------------------------------------------------------------ settings
     def settings(self) -> dict[str, Any]:
         """The settings as plain data (what a run saves)."""
-        out = {k: v for k, v in asdict(self).items() if k != "network"}
+        out = {k: v for k, v in asdict(self).items() if k not in ("network", "validator")}
         return out
 
     def _check(self) -> None:
@@ -270,7 +296,7 @@ class RLSFit:
             stim_duration=self.stim_duration,
             stimuli=stimuli if scale is None else scale.amplitude(stimuli),
             bias=self.bias if scale is None else scale.level(self.bias),
-            conditions=tg.conditions)
+            conditions=tg.conditions, noise=self.noise)
         lam = self.lam if scale is None else scale.rls_lambda(self.lam, tg.form == "rate")
         self.fitted_ = train(self, net, tg, protocol, lam, resume=resume)
         return self

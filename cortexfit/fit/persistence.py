@@ -211,7 +211,7 @@ def _from_npz(data: Any, version: int) -> FittedNetwork:
         stim_duration=float(settings["stim_duration"]),
         update_every=float(settings["update_every"]), update_times=data["update_times"],
         stimuli=data["stimuli"], bias=bias if scale is None else scale.level(bias),
-        conditions=tuple(targets.conditions))
+        conditions=tuple(targets.conditions), noise=float(settings.get("noise", 0.0)))
     final_state = None
     if version >= 2:
         final_state = SimState(

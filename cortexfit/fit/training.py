@@ -20,6 +20,7 @@ from ..exceptions import TrainingDiverged
 from ..metrics import pearson_kernel
 from ..network import Network
 from ..neurons.base import FICurve
+from ..neurons.noisy import noisy_fi_curve, table_point
 from ..protocol import TrialProtocol
 from ..rls import RLSState
 from ..simulate import Simulator, initial_state
@@ -47,10 +48,16 @@ class TrainingSignal:
 
     @classmethod
     def make(cls, net: Network, rate_form: bool, smoothing: float, rate_gate: float | None,
-             bias: np.ndarray) -> "TrainingSignal":
+             bias: np.ndarray, noise: float = 0.0) -> "TrainingSignal":
         n = net.n_neurons
         if not rate_form:
             return cls(None, bias, np.full(n, -np.inf))
+        if noise > 0:
+            fi = noisy_fi_curve(net.neuron_model, net.params, n, noise)
+            gate = np.full(n, -np.inf) if rate_gate is None else \
+                fi.threshold + rate_gate * net.neuron_model.input_scale(net.params, n)
+            return cls(fi, np.asarray(bias, dtype=np.float64), gate, _table_signal,
+                       np.zeros((1, n)))
         fi = net.neuron_model.fi_curve(net.params, n, smoothing=smoothing)
         gate = np.full(n, -np.inf) if rate_gate is None else \
             fi.threshold + rate_gate * net.neuron_model.input_scale(net.params, n)
@@ -62,6 +69,12 @@ class TrainingSignal:
     def __call__(self, u: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         if self.fi is None:
             return u - target, np.ones_like(u)
+        if self.kernel is _table_signal:
+            err, gain = np.empty(u.shape[0]), np.empty(u.shape[0])
+            fi = self.fi
+            _table_signal(u, self.bias, target, fi.x0, fi.step, fi.rates, fi.slopes,
+                          self.gate, err, gain)
+            return err, gain
         if self.kernel is not None:
             err, gain = np.empty(u.shape[0]), np.empty(u.shape[0])
             self.kernel(u, self.bias, target, self.fi.threshold, self.fi.width, self.gate,
@@ -72,6 +85,16 @@ class TrainingSignal:
         gain = self.fi.dphi(total)
         gain[(total <= self.gate) | (gain < 1e-20)] = 0.0  # gated, or nothing to learn
         return err, gain
+
+
+@numba.njit(cache=True)
+def _table_signal(u, bias, target, x0, step, rates, slopes, gate, err, gain):
+    """The rate-form signal with a tabulated (noisy) f-I curve."""
+    for i in range(u.shape[0]):
+        x = np.float64(u[i]) + bias[i]
+        rate, g = table_point(x, x0, step, rates, slopes)
+        err[i] = rate - target[i]
+        gain[i] = 0.0 if (x <= gate[i] or g < 1e-20) else g
 
 
 _KERNELS: dict[Any, Any] = {}
@@ -129,12 +152,14 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
     start_loop = 0
     ckpt = Path(cfg.checkpoint) if cfg.checkpoint else None
     print_ = fingerprint(cfg.settings(), tg.values)
+    best: dict[str, Any] = {}  # the best loop by validation score (cfg.validator)
     if ckpt is not None and resume and ckpt.exists():
-        start_loop, state, history = load_checkpoint(ckpt, print_, net, rls.packed, frozen)
+        start_loop, state, history, best = load_checkpoint(ckpt, print_, net, rls.packed,
+                                                          frozen)
 
     sim = protocol.simulator(net, state=state)
     signal = TrainingSignal.make(net, rate_form, cfg.fi_smoothing, cfg.rate_gate,
-                                 sim.bias.astype(np.float32))
+                                 sim.bias.astype(np.float32), protocol.noise)
     unit = net.neuron_model.time_unit
     norm0 = float(sp.linalg.norm(weights0)) if weights0.nnz else 0.0
     neurons = np.arange(n, dtype=np.int64)
@@ -175,14 +200,45 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
             # updates), so the weights do not depend on whether or how often a checkpoint
             # is written
             rls.flush()
+            history["validation"].append(_validate(cfg, loop, net, tg, protocol, frozen,
+                                                   weights0, sim, history, best))
+            if np.isfinite(history["validation"][-1]):
+                bar.set_postfix(r=f"{history['pearson'][-1]:.3f}", rate=f"{rate:.1f}Hz",
+                                val=f"{history['validation'][-1]:.3f}")
             if ckpt is not None and ((loop + 1) % cfg.checkpoint_every == 0
                                      or loop + 1 == cfg.loops):
                 save_checkpoint(ckpt, print_, loop + 1, sim.state(), net, rls.packed, frozen,
-                                history)
+                                history, best)
+    if best and int(best["loop"]) != cfg.loops:  # go back to the best loop's weights
+        net.set_plastic_weights(np.asarray(best["weights"], dtype=net.plastic.data.dtype))
+        frozen[:] = best["frozen"]
+    hist = _history(history, tg.form, norm0, cfg.settings())
+    if best:
+        hist.attrs["best_loop"] = int(best["loop"])
+        hist.attrs["best_validation"] = float(best["score"])
     return FittedNetwork(network=net, targets=tg, protocol=protocol, frozen=frozen,
                          initial_weights=weights0, final_state=sim.state(),
-                         history=_history(history, tg.form, norm0, cfg.settings()),
-                         settings=cfg.settings(), given_network=cfg.network)
+                         history=hist, settings=cfg.settings(), given_network=cfg.network)
+
+
+def _validate(cfg: Any, loop: int, net: Network, tg: TrainingTargets,
+              protocol: TrialProtocol, frozen: np.ndarray, weights0: Any, sim: Simulator,
+              history: dict[str, list[float]], best: dict[str, Any]) -> float:
+    """The validation score of the network after ``loop`` (NaN when not scored this loop):
+    ``cfg.validator(fitted)`` on a snapshot every ``validate_every`` loops and after the
+    last; the best loop's weights are kept in ``best``."""
+    every = cfg.validate_every
+    if cfg.validator is None or not ((loop + 1) % every == 0 or loop + 1 == cfg.loops):
+        return float("nan")
+    snapshot = FittedNetwork(network=net.copy(), targets=tg, protocol=protocol,
+                             frozen=frozen.copy(), initial_weights=weights0,
+                             final_state=sim.state(), history=xr.Dataset(),
+                             settings=cfg.settings(), given_network=cfg.network)
+    score = float(cfg.validator(snapshot))
+    if np.isfinite(score) and (not best or score > float(best["score"])):
+        best.update(loop=loop + 1, score=score, weights=net.plastic.data.copy(),
+                    frozen=frozen.copy())
+    return score
 
 
 def _history(history: dict[str, list[float]], form: str, norm0: float,
@@ -198,10 +254,18 @@ def _history(history: dict[str, list[float]], form: str, norm0: float,
             "rate": ("loop", history["rate"], {"long_name": "mean rate", "units": "Hz"}),
             "frozen": ("loop", history["frozen"],
                        {"long_name": "fraction of frozen (Dale) synapses"}),
+            "validation": ("loop", _padded(history["validation"], len(history["pearson"])),
+                           {"long_name": "validation score (RLSFit.validator; NaN: not "
+                            "scored that loop)"}),
         },
         coords={"loop": np.arange(1, len(history["pearson"]) + 1)},
         attrs={"form": form, "settings": json.dumps(settings, default=str)},
     )
+
+
+def _padded(values: list[float], n: int) -> list[float]:
+    """A history of a resumed fit made before validation existed: NaN in front."""
+    return [float("nan")] * (n - len(values)) + [float(v) for v in values]
 
 
 def _check_divergence(sim: Simulator, net: Network, loop: int, condition: str) -> None:

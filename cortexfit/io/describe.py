@@ -191,7 +191,8 @@ def _suggest(trial_attrs: dict, events: dict) -> str:
 def describe_formats(formats: Iterable[DataFormat] | None = None) -> str:
     """The data formats (default: every registered one) as ``cortexfit info --formats``
     prints them: per format its description, what it gives, where it comes from, the
-    ``[data]`` keys it needs, refuses and ignores, and its defaults."""
+    ``[data]`` keys it needs, its variants, the keys it refuses and ignores, and its
+    defaults."""
     formats = data_formats() if formats is None else list(formats)
     lines = ["Data formats ([data] format in a run config):"]
     for fmt in formats:
@@ -205,6 +206,8 @@ def describe_formats(formats: Iterable[DataFormat] | None = None) -> str:
         lines.append(f"    {gives}; {origin[fmt.source]}")
         if fmt.needs:
             lines.append("    needs: " + ", ".join(fmt.needs))
+        if fmt.variants:
+            lines.append("    variants: " + ", ".join(fmt.variants))
         for key, why in fmt.refuses.items():
             lines.append(f"    refuses: {key} ({why})")
         if fmt.ignores:

@@ -9,10 +9,10 @@ its ground truth is.
 
 The table (:func:`data_formats`) holds the file formats this package reads (``nwb``,
 ``neo``, registered below) and the formats that :mod:`cortexfit.datasets` registers with
-:func:`register_format` (the embedded ``synthetic`` recording and the shared datasets, one
-line each in ``cortexfit/datasets/__init__.py``): it is complete once
-:mod:`cortexfit.datasets` is imported, as the config, the stages and the command do. This
-module imports nothing above :mod:`cortexfit.io`.
+:func:`register_format` (the embedded ``synthetic`` recording, the ``devset`` development
+recordings and the shared datasets, one line each in ``cortexfit/datasets/__init__.py``): it
+is complete once :mod:`cortexfit.datasets` is imported, as the config, the stages and the
+command do. This module imports nothing above :mod:`cortexfit.io`.
 
 A reader is called as ``read_block(path, data)`` / ``read_targets(path, data)``: ``path`` is
 ``[data] path`` resolved (``None`` when not given; the generated file for a generated
@@ -58,9 +58,14 @@ class DataFormat:
     ``files(path)``: the files a load reads, whose size and modification time make the load
     stage's fingerprint (``None``: no files, e.g. a generated recording). ``dataset``: the
     shared dataset (a key of :data:`cortexfit.datasets.SHARED_DATASETS`) whose citation and
-    licence the run records. ``generate(path, seed)`` writes a generated recording to
-    ``path``; the run folder keeps it as ``generated_file``; ``truth(seed)`` is the
-    ``expected_rate(unit, condition, time)`` its trial-averaged rates estimate.
+    licence the run records. ``generate(path, seed, data)`` writes a generated recording to
+    ``path``; the run folder keeps it as ``generated_file``; ``truth(seed, data)`` is the
+    ``expected_rate(condition, unit, time)`` its trial-averaged rates estimate (``data``: the
+    resolved ``[data]`` section, e.g. for its ``variant``).
+
+    ``variants``: when given, the values ``[data] variant`` may take, each with its own
+    defaults (filled in after :attr:`defaults`, see :meth:`defaults_for`); another value is
+    an error that lists them.
     """
 
     name: str
@@ -74,8 +79,9 @@ class DataFormat:
     files: Callable[[Path | None], list[Path]] | None = None
     dataset: str | None = None
     generated_file: str | None = None
-    generate: Callable[[Path, int], Any] | None = None
-    truth: Callable[[int], Any] | None = None
+    generate: Callable[[Path, int, Mapping[str, Any]], Any] | None = None
+    truth: Callable[[int, Mapping[str, Any]], Any] | None = None
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.read_block is None) == (self.read_targets is None):
@@ -92,6 +98,8 @@ class DataFormat:
             object.__setattr__(self, name, tuple(getattr(self, name)))
         for name in ("refuses", "defaults"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
+        object.__setattr__(self, "variants", MappingProxyType(
+            {str(k): MappingProxyType(dict(v)) for k, v in self.variants.items()}))
 
     @property
     def gives_trials(self) -> bool:
@@ -106,6 +114,11 @@ class DataFormat:
             return "generated"
         return "file" if self.dataset is None else "shared dataset"
 
+    def defaults_for(self, variant: str | None) -> dict[str, Any]:
+        """The defaults of ``[data]`` with ``variant`` (:attr:`defaults`, then the
+        variant's own)."""
+        return {**self.defaults, **self.variants.get(variant, {})}
+
     def data_files(self, path: Path | None) -> list[Path]:
         """The files a load of this format reads (``path``: ``[data] path`` resolved)."""
         return [] if self.files is None else list(self.files(path))
@@ -118,6 +131,7 @@ class DataFormat:
             "needs": list(self.needs), "ignores": list(self.ignores),
             "refuses": dict(self.refuses), "defaults": dict(self.defaults),
             "dataset": self.dataset, "generated_file": self.generated_file,
+            "variants": {k: dict(v) for k, v in self.variants.items()},
         }
 
 

@@ -246,6 +246,16 @@ def learning_curve(history: xr.Dataset):
                                 history["weight_change"].attrs.get(
                                    "long_name", "weight change"), "mean rate (Hz)")):
         ax.plot(loop, history[name].values, "o-", ms=3)
+        if name == "pearson" and "validation" in history \
+                and np.isfinite(history["validation"].values).any():
+            scored = np.isfinite(history["validation"].values)
+            ax.plot(loop[scored], history["validation"].values[scored], "s", ms=5,
+                    color="tab:orange")
+            best = history.attrs.get("best_loop")
+            if best is not None:
+                ax.axvline(int(best), color="tab:orange", ls=":", lw=1)
+            ax.set_title("orange: validation trials' average\n(dotted: the loop kept)",
+                         fontsize=8, color="tab:orange")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("training loop")
         ax.set_ylabel(label)

@@ -12,6 +12,7 @@ import xarray as xr
 
 from ..diagnostics import load_diagnostics
 from ..exceptions import DataError
+from ..targets import crop_to_score_window, score_window
 from .html import slug
 
 __all__ = ["REQUIRED_FILES", "RunFiles", "diagnostics_state"]
@@ -49,6 +50,17 @@ class RunFiles:
     @property
     def dataset(self) -> dict:
         return json.loads(self.recording.attrs.get("dataset", "{}") or "{}")
+
+    @property
+    def scored_targets(self) -> xr.Dataset:
+        """The targets on their scoring window (the bins every score and the model's
+        ``model_rate`` in ``scores.nc`` use; the whole axis for targets without one)."""
+        return crop_to_score_window(self.targets)
+
+    @property
+    def score_window(self) -> tuple[float, float]:
+        """The scored window (s): ``score_start`` / ``score_stop`` of the targets."""
+        return score_window(self.targets)
 
     @property
     def conditions(self) -> list[str]:

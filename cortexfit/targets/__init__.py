@@ -2,7 +2,9 @@
 
 :func:`make_targets` makes trial targets from a Block; :func:`targets_from_rates` wraps
 rates that come without trials; :func:`rates_from_spike_times` bins and smooths plain
-spike times (a model's, say) exactly as ``make_targets`` does a recording's trials.
+spike times (a model's, say) exactly as ``make_targets`` does a recording's trials;
+:func:`score_window` and :func:`crop_to_score_window` give the bins every score uses (the
+targets' scoring window, :mod:`.schema`).
 
 The modules, from the bottom up:
 
@@ -15,13 +17,15 @@ The modules, from the bottom up:
 from .make import make_targets
 from .rates import KERNEL_ALIASES, KERNELS, Kernel, rates_from_spike_times
 from .rates import _Smoother as _Smoother  # used by tests/unit/test_evaluate.py
-from .schema import targets_from_rates
+from .schema import crop_to_score_window, score_window, targets_from_rates
 
 __all__ = [
     "KERNELS",
     "KERNEL_ALIASES",
     "Kernel",
+    "crop_to_score_window",
     "make_targets",
     "rates_from_spike_times",
+    "score_window",
     "targets_from_rates",
 ]

@@ -6,18 +6,37 @@ The targets Dataset (the schema every producer follows)
 dims ``condition``, ``unit``, ``time`` (and ``split``, ``trial`` when made from trials)
 
 * ``rate(condition, unit, time)``: trial-averaged rate of the training trials, Hz.
-* ``rate_heldout(condition, unit, time)``: same from the held-out trials (only with trials).
-* ``n_trials(condition, split)``: trials per condition in ``split = ["train", "heldout"]``.
+* ``rate_heldout(condition, unit, time)``: same from the held-out (test) trials (only with
+  trials).
+* ``rate_validation(condition, unit, time)``: same from the validation trials (only when
+  some trials are set aside for validation); they are in neither ``rate`` nor
+  ``rate_heldout``.
+* ``n_trials(condition, split)``: trials per condition in ``split = ["train", "heldout"]``,
+  or ``["train", "validation", "heldout"]`` with validation trials.
 * ``trial_rate(trial, unit, time)``: single-trial rates, float32, Hz (optional); coords
-  ``trial_condition(trial)``, ``trial_split(trial)``, ``trial_id(trial)``.
+  ``trial_condition(trial)``, ``trial_split(trial)`` (``"train"``, ``"validation"`` or
+  ``"heldout"``), ``trial_id(trial)``.
 * coords: ``condition`` (str labels), ``unit`` (str ids), ``time`` (s, relative to the
   alignment event, bin centres), ``mean_rate(unit)`` (Hz, over the selected trials and
-  window), plus any unit attribute such as ``cell_type(unit)``.
+  the scoring window), plus any unit attribute such as ``cell_type(unit)``.
 * attrs (NetCDF-safe: str / int / float; lists are JSON strings): ``source``,
-  ``align_event``, ``window_start``, ``window_stop``, ``bin_size``, ``kernel``,
-  ``kernel_width``, ``condition_key``, ``has_trials`` (0/1), ``cortexfit_version``, and
-  for trial targets ``selection``, ``heldout_fraction``, ``seed``, ``min_rate``,
-  ``dropped_units``.
+  ``align_event``, ``window_start``, ``window_stop`` (the edges of the time axis: the
+  trained window), ``bin_size``, ``kernel``, ``kernel_width``, ``condition_key``,
+  ``has_trials`` (0/1), ``cortexfit_version``, and for trial targets ``selection``,
+  ``heldout_fraction``, ``validation_fraction``, ``seed``, ``min_rate``,
+  ``dropped_units``, ``score_start``, ``score_stop``.
+
+The scoring window
+------------------
+``attrs["score_start"]`` / ``["score_stop"]`` (s) is the window that is **scored**: the
+window asked for. :func:`~cortexfit.targets.make_targets` with a ``margin`` extends the
+time axis (the trained window, ``window_start`` / ``window_stop``) beyond it on both sides,
+so that a model, whose trial starts at the trained window, has its spikes within the
+kernel's reach of every scored bin, as the data have theirs. Every score (held-out r,
+noise ceiling, R², validation score, the report's comparisons) uses the bins whose centres
+lie in ``[score_start, score_stop]`` only (:func:`score_window`,
+:func:`crop_to_score_window`). Targets without these attrs (older files,
+:func:`targets_from_rates`) are scored on their whole time axis.
 
 :func:`make_targets` makes trial targets from a Block (see its docstring for the extra
 attrs it records); :func:`targets_from_rates` wraps rates that come without trials.
@@ -35,8 +54,48 @@ from .. import __version__
 from ..exceptions import TargetError
 
 _RESERVED = {"condition", "unit", "time", "split", "trial", "mean_rate", "trial_id",
-             "trial_condition", "trial_split", "rate", "rate_heldout", "n_trials",
-             "trial_rate", "neuron", "role", "recorded_unit", "target_rate"}
+             "trial_condition", "trial_split", "rate", "rate_heldout", "rate_validation",
+             "n_trials", "trial_rate", "neuron", "role", "recorded_unit", "target_rate"}
+
+
+def score_window(targets: xr.Dataset) -> tuple[float, float]:
+    """The scored window ``(start, stop)`` in s of a targets Dataset (or of any Dataset
+    with their attrs): ``attrs["score_start"]``, ``["score_stop"]`` when present, else the
+    whole time axis (``window_start`` / ``window_stop``, else the bins' edges)."""
+    attrs = targets.attrs
+    if "score_start" in attrs and "score_stop" in attrs:
+        return float(attrs["score_start"]), float(attrs["score_stop"])
+    if "window_start" in attrs and "window_stop" in attrs:
+        return float(attrs["window_start"]), float(attrs["window_stop"])
+    time = np.asarray(targets["time"].values, dtype=np.float64)
+    half = float(np.median(np.diff(time))) / 2 if time.size > 1 else 0.0
+    return float(time[0] - half), float(time[-1] + half)
+
+
+def scored_bins(time: Any, window: tuple[float, float]) -> np.ndarray:
+    """Which bins of ``time`` (bin centres, s) are scored: those whose centre lies inside
+    ``window`` (a bin is either wholly inside the scored window or wholly outside it)."""
+    t = np.asarray(time, dtype=np.float64)
+    return (t > window[0]) & (t < window[1])
+
+
+def crop_to_score_window(obj: Any, targets: xr.Dataset | None = None) -> Any:
+    """``obj`` (a Dataset or DataArray over ``time``) cut to the scored window of
+    ``targets`` (default: ``obj`` itself). A cropped Dataset's ``window_start`` /
+    ``window_stop`` become the scored window; unchanged when every bin is scored."""
+    window = score_window(obj if targets is None else targets)
+    keep = scored_bins(obj["time"].values, window)
+    if keep.all():
+        return obj
+    if not keep.any():
+        raise TargetError("no bin of the time axis lies in the scoring window",
+                          field="time", found=f"{obj.sizes['time']} bins from "
+                          f"{float(obj['time'][0]):g} to {float(obj['time'][-1]):g} s",
+                          expected=f"bin centres inside [{window[0]:g}, {window[1]:g}] s")
+    out = obj.isel(time=keep)
+    if isinstance(out, xr.Dataset) and "window_start" in out.attrs:
+        out.attrs = {**out.attrs, "window_start": window[0], "window_stop": window[1]}
+    return out
 
 
 def _time_coord(time: np.ndarray, align_event: str) -> xr.Variable:
@@ -70,6 +129,8 @@ def _trial_targets(
     rate_held: np.ndarray,
     *,
     counts: np.ndarray,
+    splits: Sequence[str] = ("train", "heldout"),
+    rate_validation: np.ndarray | None = None,
     conditions: list[str],
     units: list[str],
     time: np.ndarray,
@@ -80,16 +141,17 @@ def _trial_targets(
     trial_rates: np.ndarray,
     trial_ids: list[Any] | None,
     trial_conditions: list[str],
-    is_heldout: np.ndarray,
+    trial_split: Sequence[str],
     attrs: dict[str, Any],
 ) -> xr.Dataset:
-    """The targets Dataset of trials: ``rate`` / ``rate_heldout`` (condition, unit, time),
-    ``n_trials``, and with ``trial_ids`` the single-trial rates and their coords."""
+    """The targets Dataset of trials: ``rate`` / ``rate_heldout`` / ``rate_validation``
+    (condition, unit, time), ``n_trials`` over ``splits``, and with ``trial_ids`` the
+    single-trial rates and their coords (``trial_split``: each trial's split label)."""
     coords: dict[str, Any] = {
         "condition": ("condition", np.array(conditions, dtype=object)),
         "unit": ("unit", np.array(units, dtype=object)),
         "time": _time_coord(time, align),
-        "split": ("split", np.array(["train", "heldout"], dtype=object)),
+        "split": ("split", np.array(list(splits), dtype=object)),
         "mean_rate": ("unit", mean_rate,
                       {"units": "Hz", "long_name": "mean rate over selected trials and window"}),
     }
@@ -106,6 +168,11 @@ def _trial_targets(
             ("condition", "unit", "time"), rate_held,
             {"units": "Hz", "long_name": "trial-averaged rate (held-out trials)"},
         )
+    if rate_validation is not None:
+        data_vars["rate_validation"] = (
+            ("condition", "unit", "time"), rate_validation,
+            {"units": "Hz", "long_name": "trial-averaged rate (validation trials)"},
+        )
     if trial_ids is not None:
         tids = trial_ids
         if all(isinstance(t, (int, np.integer)) and not isinstance(t, (bool, np.bool_))
@@ -119,8 +186,8 @@ def _trial_targets(
         )
         coords["trial_id"] = ("trial", tid_arr)
         coords["trial_condition"] = ("trial", np.array(trial_conditions, dtype=object))
-        coords["trial_split"] = (
-            "trial", np.array(["heldout" if h else "train" for h in is_heldout], dtype=object))
+        coords["trial_split"] = ("trial", np.array([str(s) for s in trial_split],
+                                                   dtype=object))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 

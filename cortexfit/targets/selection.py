@@ -1,6 +1,7 @@
 """Which trials make the targets: the ``where`` filter, the condition labels, the
 alignment on the task event with the window inside every trial, and the split into
-training and held-out trials (each step checked, with an error that says what to change).
+training, validation and held-out trials (each step checked, with an error that says what
+to change).
 """
 from __future__ import annotations
 
@@ -32,8 +33,13 @@ class _TrialSelection:
     events: list[float]          # its alignment event time (s, on the trial's clock)
     spans: list[tuple[float, float]]  # its trial window (s)
     cond_order: list[str]        # the condition labels, sorted by their values
-    is_heldout: np.ndarray       # bool per trial used
-    counts: np.ndarray           # (condition, [train, heldout]) trial counts
+    trial_split: np.ndarray      # per trial used: "train", "validation" or "heldout"
+    splits: list[str]            # the splits: ["train", ("validation",) "heldout"]
+    counts: np.ndarray           # (condition, split) trial counts, in the order of splits
+
+    @property
+    def is_heldout(self) -> np.ndarray:
+        return self.trial_split == "heldout"
 
 
 def _matches(value: Any, accepted: Any) -> bool:
@@ -162,6 +168,7 @@ def _trial_selection(
     min_trials: int,
     seed: int,
     src: Any,
+    validation_fraction: float = 0.0,
 ) -> _TrialSelection:
     """The trials to use (a checked convention Block): ``where``, the condition labels,
     the alignment event and the window inside each trial, then the split, in this order."""
@@ -185,13 +192,14 @@ def _trial_selection(
     labels, raw_values = _condition_labels(block, selected, keys, ann, src)
     events, kept, kept_labels, spans = _align_trials(block, selected, labels, align, window,
                                                      bin_size, src)
-    cond_order, is_heldout, counts = _split_trials(kept_labels, raw_values, keys,
-                                                   heldout_fraction, min_trials, seed, src)
+    cond_order, trial_split, splits, counts = _split_trials(
+        kept_labels, raw_values, keys, heldout_fraction, min_trials, seed, src,
+        validation_fraction)
     return _TrialSelection(
         keys=keys, selection=selection, n_selected=n_selected,
         n_missing_event=n_selected - len(kept), kept=kept, kept_labels=kept_labels,
-        events=events, spans=spans, cond_order=cond_order, is_heldout=is_heldout,
-        counts=counts,
+        events=events, spans=spans, cond_order=cond_order, trial_split=trial_split,
+        splits=splits, counts=counts,
     )
 
 
@@ -269,38 +277,58 @@ def _align_trials(block: Any, selected: list[int], labels: list[str], align: str
 
 
 def _split_trials(kept_labels: list[str], raw_values: dict[str, tuple], keys: list[str],
-                  heldout_fraction: float, min_trials: int, seed: int, src: Any):
-    """The conditions (sorted by their values) and each one's random train/held-out split:
-    ``cond_order``, ``is_heldout`` per trial, ``counts(condition, [train, heldout])``."""
+                  heldout_fraction: float, min_trials: int, seed: int, src: Any,
+                  validation_fraction: float = 0.0):
+    """The conditions (sorted by their values) and each one's random split into training,
+    validation and held-out trials: ``cond_order``, the split of each trial, the splits
+    (``["train", "heldout"]``, with ``"validation"`` between them when
+    ``validation_fraction > 0``) and ``counts(condition, split)``.
+
+    One random permutation per condition (its own generator): its first ``n_heldout``
+    trials are held out, the next ``n_validation`` are validation trials, the rest train.
+    The held-out trials are therefore the same whatever ``validation_fraction`` is, and
+    with ``validation_fraction = 0`` the split is the train / held-out split of before."""
     cond_order = list(raw_values)
     try:
         cond_order.sort(key=lambda lab: raw_values[lab])
     except TypeError:
         cond_order.sort()
     label_arr = np.array(kept_labels, dtype=object)
-    is_heldout = np.zeros(len(kept_labels), dtype=bool)
-    counts = np.zeros((len(cond_order), 2), dtype=np.int64)
+    trial_split = np.full(len(kept_labels), "train", dtype=object)
+    with_validation = validation_fraction > 0
+    splits = ["train", "validation", "heldout"] if with_validation else ["train", "heldout"]
+    counts = np.zeros((len(cond_order), len(splits)), dtype=np.int64)
     problems = []
     for c, label in enumerate(cond_order):
         idx = np.flatnonzero(label_arr == label)
         n = idx.size
         n_held = math.floor(heldout_fraction * n + 0.5)
-        n_train = n - n_held
-        counts[c] = (n_train, n_held)
-        if n_train < min_trials or (heldout_fraction > 0 and n_held < 1):
-            problems.append(f"{label!r}: {n} trials -> {n_train} train, {n_held} held out")
+        n_val = math.floor(validation_fraction * n + 0.5)
+        n_train = n - n_held - n_val
+        counts[c] = (n_train, n_val, n_held) if with_validation else (n_train, n_held)
+        if (n_train < min_trials or (heldout_fraction > 0 and n_held < 1)
+                or (with_validation and n_val < 1)):
+            problems.append(f"{label!r}: {n} trials -> {n_train} train, "
+                            + (f"{n_val} validation, " if with_validation else "")
+                            + f"{n_held} held out")
         # one generator per condition, so a condition's split does not depend on the others
         rng = seeds.rng(seed, "heldout_split", label)
-        is_heldout[idx[rng.permutation(n)[:n_held]]] = True
+        order = idx[rng.permutation(n)]
+        trial_split[order[:n_held]] = "heldout"
+        trial_split[order[n_held:n_held + n_val]] = "validation"
     if problems:
         need = f"at least {min_trials} training trial(s)"
         if heldout_fraction > 0:
-            need += " and 1 held-out trial"
+            need += ", 1 held-out trial"
+        if with_validation:
+            need += ", 1 validation trial"
+        fractions = f"heldout_fraction {heldout_fraction:g}, " + (
+            f"validation_fraction {validation_fraction:g}, " if with_validation else "")
         raise TargetError(
             "too few trials in some conditions", file=src, field=f"condition {'|'.join(keys)}",
             found="; ".join(problems[:10]),
-            expected=f"{need} per condition (heldout_fraction {heldout_fraction:g}, "
-            f"min_trials {min_trials})",
-            hint="Lower min_trials or heldout_fraction, relax where=, or merge conditions",
+            expected=f"{need} per condition ({fractions}min_trials {min_trials})",
+            hint="Lower min_trials, heldout_fraction or validation_fraction, relax where=, "
+                 "or merge conditions",
         )
-    return cond_order, is_heldout, counts
+    return cond_order, trial_split, splits, counts

@@ -23,7 +23,7 @@ from cortexfit.stages import RunContext, _data_files, stage_load
 from cortexfit.targets import targets_from_rates
 
 #: every format of the pipeline, in the order the config's error lists them
-BUILT_IN = ["synthetic", "nwb", "neo", "pmd_yu2009", "alm_kim2023_psth"]
+BUILT_IN = ["synthetic", "devset", "nwb", "neo", "pmd_yu2009", "alm_kim2023_psth"]
 
 
 def _minimal(fmt: DataFormat) -> dict:
@@ -35,6 +35,8 @@ def _minimal(fmt: DataFormat) -> dict:
         data["align"] = "go"
     if "window" in fmt.needs:
         data["window"] = [-0.5, 0.5]
+    if "variant" in fmt.needs:
+        data["variant"] = next(iter(fmt.variants))
     return data
 
 
@@ -50,7 +52,7 @@ def test_every_registered_format_is_accepted_and_resolved_by_the_config(name, tm
     resolved = resolve(parse_config({"data": _minimal(fmt)}, base_dir=tmp_path))
     data = resolved["data"]
     assert data["format"] == name and resolved["run"]["name"] == name
-    for key, value in fmt.defaults.items():  # the format's own defaults are filled in
+    for key, value in fmt.defaults_for(data["variant"]).items():  # the format's own defaults
         assert data[key] == value
     for key in fmt.needs:
         assert data[key] is not None

@@ -101,7 +101,8 @@ def test_the_recordings_preset_and_the_paper_preset_differ_only_where_documented
     rec = parse_config({}).fit_settings()
     paper = parse_config({"network": {"preset": "paper"}}).fit_settings()
     differ = {k for k in rec if rec[k] != paper[k]}
-    assert differ == {"dale", "p", "fi_smoothing", "rate_gate"}
+    # noise: the recordings preset's background noise (RLSFit.for_recordings, issue 14)
+    assert differ == {"dale", "p", "fi_smoothing", "rate_gate", "noise"}
 
 
 # ---------------------------------------------------------------------- runs
@@ -321,7 +322,8 @@ def test_a_neo_file_runs_through_the_whole_pipeline(tmp_path):
     from cortexfit.targets import make_targets
 
     direct = make_targets(rec.block, align="stimulus_on_time", window=(-0.2, 2.0),
-                          condition="condition", seed=1)
+                          condition="condition", seed=1,
+                          validation_fraction=0.2, margin="auto")  # the run config's defaults
     with xr.open_dataset(out / "targets.nc", engine="h5netcdf") as targets:
         np.testing.assert_allclose(targets["rate"].values, direct["rate"].values, atol=1e-9)
         np.testing.assert_allclose(targets["rate_heldout"].values, direct["rate_heldout"].values,

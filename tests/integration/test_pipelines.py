@@ -15,6 +15,7 @@ import pytest
 import xarray as xr
 
 from cortexfit.config import load_config, parse_config, resolve
+from cortexfit.datasets import DEV_RECORDINGS
 from cortexfit.pipeline import run
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
@@ -27,7 +28,8 @@ CONTRACT = ("config.toml", "versions.json", "stages.json", "recording.nc", "targ
 
 
 def test_the_expected_pipelines_exist():
-    assert {p.stem for p in TOMLS} == {"synthetic", *REAL}
+    dev = {f"dev_{name}" for name in DEV_RECORDINGS}  # the development set (datasets.devset)
+    assert {p.stem for p in TOMLS} == {"synthetic", *REAL, *dev}
 
 
 @pytest.mark.parametrize("path", TOMLS, ids=lambda p: p.stem)
@@ -130,7 +132,8 @@ def test_alm_nwb_pipeline_one_unit_two_conditions(shared_data, tmp_path):
     assert scores.sizes["unit"] == 1 and scores.sizes["condition"] == 2
     _check_heldout(scores)
     with xr.open_dataset(out / "targets.nc", engine="h5netcdf") as ds:
-        assert int((ds["role"] == "auxiliary").sum()) == 20
+        # aux_ratio 20 would give 21 neurons: [auxiliary] min_neurons fills it up to 300
+        assert int((ds["role"] == "auxiliary").sum()) == 299
         assert sorted(str(c) for c in ds["condition"].values) == ["lick left", "lick right"]
         # correct trials only: 291 of the session's 340, 20 % of each condition held out
         assert int(ds["n_trials"].sum()) == 291

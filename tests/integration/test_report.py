@@ -40,6 +40,7 @@ from cortexfit.report import Section, write_report
 from cortexfit.report import build as report_build
 from cortexfit.report import figures as report_figures
 from cortexfit.report.html import Alert, Download, Figure, Table
+from cortexfit.targets import crop_to_score_window
 
 XSS = "<script>alert(1)</script>"
 XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -294,6 +295,7 @@ def test_demo_report_rebuilds_from_the_run_folder(demo_run, tmp_path, monkeypatc
     heat, = [images for titles, _, images in drawn
              if any(t.startswith("model: ") for t in titles)]
     targets, scores = _load(demo_run / "targets.nc"), _load(demo_run / "scores.nc")
+    targets = crop_to_score_window(targets)  # the heat maps show the scored window
     order = np.argsort(targets["rate"].isel(condition=0).argmax("time").values, kind="stable")
     assert len(heat) == 2 * targets.sizes["condition"]
     assert len({im.get_clim() for _, im in heat}) == 1
@@ -541,9 +543,9 @@ def test_no_red_box_for_a_good_fit(demo_run, tmp_path):
     rate = _load(copy / "targets.nc")["rate"]
 
     def good(ds: xr.Dataset) -> xr.Dataset:
-        model = ds["model_rate"]
-        ds["model_rate"] = model.copy(data=rate.sel(unit=model["unit"]).transpose(
-            *model.dims).values)
+        model = ds["model_rate"]  # on the scored bins of the targets' time axis
+        ds["model_rate"] = model.copy(data=rate.sel(unit=model["unit"], time=model["time"])
+                                      .transpose(*model.dims).values)
         ds["pearson_train"] = xr.full_like(ds["pearson_train"], 0.9)
         ds["pearson_heldout"] = 0.95 * ds["noise_ceiling"]
         return ds
@@ -646,7 +648,8 @@ def test_per_unit_table(demo_run):
         held = float(s["pearson_heldout"].mean())
         ceiling = float(s["noise_ceiling"].mean())
         expected = [unit, f"{held:.2f}", f"{ceiling:.2f}", f"{held / ceiling:.2f}",
-                    f"{float(targets['rate'].sel(unit=unit).mean()):.2f}",
+                    # data and model rates: means over the scored window
+                    f"{float(crop_to_score_window(targets)['rate'].sel(unit=unit).mean()):.2f}",
                     f"{float(s['model_rate'].mean()):.2f}",
                     f"{float(s['pearson_train'].mean()):.2f}"]
         assert row[:5] + [row[5].removesuffix(" (silent)"), row[6]] == expected, unit
@@ -658,6 +661,37 @@ def test_per_unit_table(demo_run):
         assert csv_row[0] == row[0]
         shown = [float(cell.removesuffix(" (silent)")) for cell in row[1:]]
         assert [float(v) for v in csv_row[1:]] == pytest.approx(shown, abs=0.005 + 1e-9)
+
+
+def test_fraction_of_the_ceiling_is_the_same_in_the_report_and_scores_nc(demo_run):
+    """One definition: mean held-out r over mean noise ceiling (cortexfit.evaluate
+    .ceiling_fraction), the number in scores.nc and the one the Summary shows."""
+    scores = _load(demo_run / "scores.nc")
+    stored = float(scores["fraction_of_ceiling"])
+    assert scores["fraction_of_ceiling"].dims == ()
+    assert stored == pytest.approx(float(scores["pearson_heldout"].mean())
+                                   / float(scores["noise_ceiling"].mean()), rel=1e-12)
+    section = report_build._summary_section(report_build._read_run(demo_run))
+    (_, rows), = section.tables
+    shown, = [value for key, value in rows if key == "fraction of the ceiling"]
+    assert shown == f"{stored:.2f}"
+    assert f"{100 * stored:.0f} % of what the data allow" in section.paragraphs[0]
+    assert "mean held-out r divided by the mean noise ceiling" in section.paragraphs[0]
+
+
+def test_scores_use_the_scored_window_only(demo_run):
+    """The demo trains beyond its window (margin "auto") and scores the window alone."""
+    scores, targets = _load(demo_run / "scores.nc"), _load(demo_run / "targets.nc")
+    start, stop = targets.attrs["score_start"], targets.attrs["score_stop"]
+    assert (start, stop) == (-0.2, 2.0)
+    assert targets.attrs["window_start"] < start and targets.attrs["window_stop"] > stop
+    time = scores["time"].values
+    assert time.size == 110 and time[0] > start and time[-1] < stop
+    assert (scores.attrs["score_start"], scores.attrs["score_stop"]) == (start, stop)
+    assert "validation" in targets["split"].values and "rate_validation" in targets
+    text, _ = _read(demo_run)
+    assert "every score uses the window only" in _section_html(text, "targets")
+    assert "validation trials" in _section_html(text, "targets")
 
 
 def test_per_unit_table_without_heldout_trials(demo_run):

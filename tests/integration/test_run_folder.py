@@ -411,17 +411,19 @@ def test_an_internal_error_exits_1_with_a_paragraph(tmp_path, capsys, monkeypatc
 
 
 # ---------------------------------------------------------------------- a silent fit
-def test_the_readme_minimal_config_on_the_alm_file_warns_that_the_model_is_silent(
-        shared_data, tmp_path, capsys):
+def test_a_silent_fit_of_the_alm_file_says_so(shared_data, tmp_path, capsys):
     """Issue 12, finding 9: this config ran with exit 0, a model at 0.0 Hz and r = 0.00, and
-    no warning anywhere. Now the console (even with -q) and the report say so."""
+    no warning anywhere. Now the console (even with -q) and the report say so. (With the
+    defaults of issue 14 the same unit is fitted: 300 neurons and background noise; this
+    config turns both off to make the silent fit the warning is for.)"""
     config = tmp_path / "session.toml"
     config.write_text(
         '[data]\nformat = "nwb"\n'
         f'path = "{shared_data}/alm_economo2018_nwb/sub-anm372793_ses-20170508.nwb"\n'
         'condition = "type"\nwhere = { response = "correct" }\n'
         'align = "cue_start_time"\nwindow = [-2.0, 1.0]\n\n'
-        '[targets]\nbin_size = 0.02\nheldout_fraction = 0.2\n')
+        '[targets]\nbin_size = 0.02\nheldout_fraction = 0.2\n'
+        '[auxiliary]\nmin_neurons = 0\n[training]\nnoise = 0.0\n')
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out), "-q"]) == 0
     err = capsys.readouterr().err

@@ -40,7 +40,10 @@ def fitted():
 
     recording = make_synthetic_recording(seed=0, n_units=40)
     targets = make_targets(recording.block, **recommended_targets_kwargs())
-    est = RLSFit.for_recordings(loops=10, dt=DT, progress=False, seed=0).fit(
+    # no background noise: these thresholds were measured on the noise-free fit (with the
+    # preset's noise this 120-neuron, 10-loop fit scores 0.25-0.46 instead of 0.67:
+    # pipelines/README.md, "Fit quality"; tests/unit/test_noisy.py tests the noise)
+    est = RLSFit.for_recordings(loops=10, dt=DT, progress=False, seed=0, noise=0.0).fit(
         add_auxiliary(targets, aux_ratio=2, seed=0))
     weights = est.network_.weights().toarray()
     return est, targets, weights

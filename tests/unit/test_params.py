@@ -49,8 +49,8 @@ def test_every_rlsfit_setting_is_declared_and_its_default_valid():
     settings = {f.name for f in dataclasses.fields(RLSFit)}
     undeclared = settings - set(PARAMETER_CONSTRAINTS)
     # bias: a number or one per neuron (the simulator checks it); neuron_model: the
-    # registry; checkpoint: a path; network: a Network
-    assert undeclared == {"bias", "neuron_model", "checkpoint", "network"}
+    # registry; checkpoint: a path; network: a Network; validator: a callable
+    assert undeclared == {"bias", "neuron_model", "checkpoint", "network", "validator"}
     for preset in (RLSFit(), RLSFit.for_recordings()):
         validate(PARAMETER_CONSTRAINTS, preset.settings())
 

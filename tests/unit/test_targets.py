@@ -12,12 +12,15 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from cortexfit import targets as targets_module
+from cortexfit.auxiliary import add_auxiliary
 from cortexfit.exceptions import ConfigError, CortexfitError, DataError, TargetError
 from cortexfit.io.convention import Trial, make_block
 from cortexfit.targets import (
     KERNELS,
+    crop_to_score_window,
     make_targets,
     rates_from_spike_times,
+    score_window,
     targets_from_rates,
 )
 from cortexfit.targets.rates import _Smoother
@@ -465,6 +468,13 @@ def test_event_missing_in_all_selected_trials(block):
     ({"seed": -1}, "seed is out of range"),
     ({"min_rate": -1}, "min_rate is out of range"),
     ({"keep_trials": "yes"}, "keep_trials must be"),
+    ({"validation_fraction": 1.0}, "validation_fraction is out of range"),
+    ({"validation_fraction": -0.1}, "validation_fraction is out of range"),
+    ({"validation_fraction": 0.8}, "leaves no training trials"),
+    ({"validation_fraction": "0.2"}, "validation_fraction is not a number"),
+    ({"margin": -0.1}, "margin is out of range"),
+    ({"margin": "full"}, "unknown margin"),
+    ({"margin": float("nan")}, "margin is out of range"),
     ({"condition": []}, "condition must name"),
     ({"condition": 3}, "condition must name"),
     ({"align": 3}, "align must be an event name"),
@@ -867,3 +877,166 @@ def test_unit_attributes_become_coords(tmp_path):
     assert ds["good"].dtype == bool and list(ds["mixed"].values) == ["1", "x", "2.0"]
     ds.to_netcdf(tmp_path / "u.nc", engine="h5netcdf")
     xr.testing.assert_identical(xr.load_dataset(tmp_path / "u.nc", engine="h5netcdf"), ds)
+
+
+# ---------------------------------------------------------------------------------------
+# the validation split
+# ---------------------------------------------------------------------------------------
+
+def test_validation_split_three_way_stratified_disjoint(block, targets):
+    ds = make_targets(block, align="go_cue", window=WINDOW, validation_fraction=0.2)
+    assert ds["split"].values.tolist() == ["train", "validation", "heldout"]
+    # 59 "left" trials: 12 held out, 12 validation, 35 train; 60 "right": 12, 12, 36
+    assert ds["n_trials"].sel(condition="left").values.tolist() == [35, 12, 12]
+    assert ds["n_trials"].sel(condition="right").values.tolist() == [36, 12, 12]
+    split, cond = ds["trial_split"].values, ds["trial_condition"].values
+    ids = ds["trial_id"].values
+    for label in ("left", "right"):
+        for name in ("train", "validation", "heldout"):
+            assert np.sum((cond == label) & (split == name)) == int(
+                ds["n_trials"].sel(condition=label, split=name))
+    assert set(split) == {"train", "validation", "heldout"}  # every trial in exactly one
+    # the held-out (test) trials are those of the two-way split: validation comes from
+    # the training trials of before, drawn from the same permutation
+    before = targets["trial_split"].values
+    np.testing.assert_array_equal(split == "heldout", before == "heldout")
+    assert set(ids[split == "validation"]) <= set(ids[before == "train"])
+    # averages: rate of the training trials only, rate_validation of the validation ones
+    tr = ds["trial_rate"].values.astype(np.float64)
+    for label in ("left", "right"):
+        for var, name in (("rate", "train"), ("rate_validation", "validation"),
+                          ("rate_heldout", "heldout")):
+            np.testing.assert_allclose(ds[var].sel(condition=label).values,
+                                       tr[(cond == label) & (split == name)].mean(axis=0),
+                                       rtol=1e-5, atol=1e-4)
+    np.testing.assert_array_equal(ds["rate_heldout"].values, targets["rate_heldout"].values)
+    assert not np.allclose(ds["rate"].values, targets["rate"].values)
+    assert ds["rate_validation"].attrs["units"] == "Hz"
+    assert ds.attrs["validation_fraction"] == 0.2
+    assert "12 validation" not in ds.attrs["report"] and "24 validation" in ds.attrs["report"]
+    # deterministic, and a condition's split does not depend on the other conditions
+    again = make_targets(block, align="go_cue", window=WINDOW, validation_fraction=0.2)
+    xr.testing.assert_identical(again, ds)
+    left = make_targets(block, align="go_cue", window=WINDOW, validation_fraction=0.2,
+                        where={"condition": "left"})
+    assert list(left["trial_split"].values) == list(split[cond == "left"])
+
+
+def test_validation_fraction_zero_is_the_two_way_split(block, targets):
+    """validation_fraction = 0 draws exactly the split of before (same generator, same
+    permutation): the same trials held out, the same averages, no validation split."""
+    ds = make_targets(block, align="go_cue", window=WINDOW, validation_fraction=0.0)
+    xr.testing.assert_identical(ds, targets)
+    assert "rate_validation" not in ds and ds["split"].values.tolist() == ["train", "heldout"]
+    for seed in (1, 7):
+        two = make_targets(block, align="go_cue", window=WINDOW, seed=seed)
+        three = make_targets(block, align="go_cue", window=WINDOW, seed=seed,
+                             validation_fraction=0.3)
+        np.testing.assert_array_equal(two["trial_split"].values == "heldout",
+                                      three["trial_split"].values == "heldout")
+
+
+def test_validation_needs_a_trial_and_min_trials(block):
+    small = known_block(n_per_cond=4, n_units=2, seed=3)  # 4 trials per condition
+    # 4 trials: 1 held out, 1 validation (0.2 * 4 = 0.8 -> 1), 2 train
+    ds = make_targets(small, align="go_cue", window=WINDOW, validation_fraction=0.2,
+                      min_rate=0, where={"trial_id": [1000 + i for i in range(8) if i != 7]},
+                      min_trials=1)
+    assert int(ds["n_trials"].sel(split="validation").min()) >= 1
+    with pytest.raises(TargetError, match="too few trials") as exc:
+        make_targets(small, align="go_cue", window=WINDOW, validation_fraction=0.2,
+                     min_rate=0, min_trials=3)
+    assert "validation" in str(exc.value) and "1 validation trial" in str(exc.value)
+    # a fraction too small to give any validation trial is an error, as for held-out
+    with pytest.raises(TargetError, match="too few trials") as exc:
+        make_targets(small, align="go_cue", window=WINDOW, validation_fraction=0.1,
+                     min_rate=0, min_trials=1)
+    assert "0 validation" in str(exc.value)
+
+
+def test_validation_targets_round_trip_and_carry_through_add_auxiliary(block, tmp_path):
+    ds = make_targets(block, align="go_cue", window=WINDOW, validation_fraction=0.2,
+                      margin="auto")
+    ds.to_netcdf(tmp_path / "v.nc", engine="h5netcdf")
+    xr.testing.assert_identical(xr.load_dataset(tmp_path / "v.nc", engine="h5netcdf"), ds)
+    aux = add_auxiliary(ds, 1.0)
+    np.testing.assert_array_equal(aux["rate_validation"].values, ds["rate_validation"].values)
+    # the training targets of the recorded neurons are the training trials only
+    np.testing.assert_array_equal(
+        aux["target_rate"].isel(neuron=slice(0, ds.sizes["unit"])).values, ds["rate"].values)
+    assert aux.attrs["score_start"] == WINDOW[0] and aux.attrs["score_stop"] == WINDOW[1]
+
+
+# ---------------------------------------------------------------------------------------
+# the margin: trained beyond the scored window
+# ---------------------------------------------------------------------------------------
+
+def test_auto_margin_extends_the_axis_by_the_kernel_reach(block, targets):
+    ds = make_targets(block, align="go_cue", window=WINDOW, margin="auto")
+    # 50 ms Gaussian at 20 ms bins: 7 bins hold all but 0.15 % of its mass on each side
+    # (~3 SD), plus one bin; the trials cover 0.5 s around the window
+    m = 8
+    assert _Smoother("gaussian", 0.05, BIN).reach() == (7, 7)
+    a = ds.attrs
+    assert a["margin"] == pytest.approx(m * BIN) and a["margin_auto"] == 1
+    assert a["margin_before"] == pytest.approx(m * BIN) == a["margin_after"]
+    assert (a["score_start"], a["score_stop"]) == WINDOW == score_window(ds)
+    assert a["window_start"] == pytest.approx(WINDOW[0] - m * BIN)
+    assert a["window_stop"] == pytest.approx(WINDOW[1] + m * BIN)
+    assert ds.sizes["time"] == targets.sizes["time"] + 2 * m
+    np.testing.assert_allclose(ds["time"].values,
+                               a["window_start"] + BIN * (np.arange(ds.sizes["time"]) + 0.5),
+                               atol=1e-12)
+    # inside the window the rates are those of the targets without a margin; the unit
+    # selection and mean rates are over the window, as before
+    inner = crop_to_score_window(ds)
+    assert inner.sizes["time"] == targets.sizes["time"]
+    np.testing.assert_allclose(inner["time"].values, targets["time"].values, atol=1e-12)
+    for var in ("rate", "rate_heldout", "trial_rate"):
+        np.testing.assert_allclose(inner[var].values, targets[var].values, rtol=1e-6,
+                                   atol=1e-9)
+    np.testing.assert_array_equal(ds["mean_rate"].values, targets["mean_rate"].values)
+    assert (inner.attrs["window_start"], inner.attrs["window_stop"]) == WINDOW
+    assert "extends the window by 0.16 s before and 0.16 s after" in a["report"]
+    # without a margin the scoring window is the whole axis
+    assert (targets.attrs["score_start"], targets.attrs["score_stop"]) == WINDOW
+    assert targets.attrs["margin_before"] == 0 and crop_to_score_window(targets) is targets
+
+
+def test_auto_margin_is_clipped_to_what_every_trial_covers(block):
+    window = (-1.9, 1.0)  # the events are 2.0-2.5 s into trials of 4 s
+    ds = make_targets(block, align="go_cue", window=window, margin="auto")
+    first_go = min(float(e.times[0]) for seg in block.segments for e in seg.events
+                   if e.name == "go_cue")
+    fit = math.floor((first_go + window[0]) / BIN + 1e-6)
+    assert 0 <= fit < 8
+    assert ds.attrs["margin_before"] == pytest.approx(fit * BIN)
+    assert ds.attrs["margin_after"] == pytest.approx(8 * BIN)  # >= 0.5 s covered after
+    assert ds.attrs["margin"] == pytest.approx(8 * BIN)  # what was aimed at
+
+
+def test_auto_margin_per_kernel():
+    blk = single_trial_block(np.linspace(0.1, 1.9, 40), t_stop=2.0, event=1.0)
+    kw = {"align": "go", "window": (-0.5, 0.5), "heldout_fraction": 0, "min_trials": 1,
+          "min_rate": 0, "margin": "auto", "bin_size": 0.02}
+    none = make_targets(blk, kernel="none", **kw)
+    assert none.attrs["margin_before"] == pytest.approx(0.02) == none.attrs["margin_after"]
+    causal = make_targets(blk, kernel="exponential", kernel_width=0.05, **kw)
+    # a causal kernel reaches back only (~5 time constants)
+    assert causal.attrs["margin_before"] == pytest.approx(14 * 0.02)
+    assert causal.attrs["margin_after"] == pytest.approx(0.02)
+    box = make_targets(blk, kernel="boxcar", kernel_width=0.05, **kw)
+    assert box.attrs["margin_before"] == pytest.approx(5 * 0.02)  # half-width 87 ms: 4 bins
+
+
+def test_numeric_margin(block, targets):
+    ds = make_targets(block, align="go_cue", window=WINDOW, margin=0.05)  # -> 3 bins
+    assert ds.attrs["margin_auto"] == 0 and ds.attrs["margin"] == pytest.approx(0.06)
+    assert ds.sizes["time"] == targets.sizes["time"] + 6
+    np.testing.assert_allclose(crop_to_score_window(ds)["rate"].values,
+                               targets["rate"].values, rtol=1e-6, atol=1e-9)
+    zero = make_targets(block, align="go_cue", window=WINDOW, margin=0)
+    xr.testing.assert_identical(zero, targets)
+    with pytest.raises(TargetError, match="extended by the margin falls outside") as exc:
+        make_targets(block, align="go_cue", window=WINDOW, margin=0.6)
+    assert "margin = 'auto'" in str(exc.value)

@@ -173,7 +173,7 @@ def write_synthetic_nwb(
 # default; registered in cortexfit/datasets/__init__.py): generated from the run's seed,
 # written to NWB (kept in the run folder as synthetic.nwb) and read back.
 
-def _generate(path: Path, seed: int) -> None:
+def _generate(path: Path, seed: int, data: Mapping[str, Any] | None = None) -> None:
     write_synthetic_nwb(path, seed=seed, overwrite=True)
 
 
@@ -187,7 +187,7 @@ _SETTINGS = ("n_units", "n_trials_per_condition", "conditions", "trial_duration"
 """make_synthetic_recording's settings in _check_params' order."""
 
 
-def _expected_rate(seed: int) -> xr.DataArray:
+def _expected_rate(seed: int, data: Mapping[str, Any] | None = None) -> xr.DataArray:
     """The truth of the run's recording without drawing its spikes again (the report's
     ground truth; equal to ``make_synthetic_recording(seed).truth``)."""
     defaults = inspect.signature(make_synthetic_recording).parameters

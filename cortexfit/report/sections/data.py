@@ -95,11 +95,17 @@ def _targets_section(run: RunFiles, examples: list[str]) -> Section:
     targets, attrs = run.targets, run.targets.attrs
     paragraphs = []
     if "align_event" in attrs and "window_start" in attrs:
-        paragraphs.append(
-            f"Trials aligned on {attrs['align_event']}, window [{attrs['window_start']:g}, "
-            f"{attrs['window_stop']:g}] s, {attrs['bin_size'] * 1000:g} ms bins, "
-            f"{attrs['kernel']} kernel of width {attrs['kernel_width'] * 1000:.3g} ms; "
-            f"{run.n_units} units kept.")
+        start, stop = run.score_window
+        text = (f"Trials aligned on {attrs['align_event']}, window [{start:g}, {stop:g}] s, "
+                f"{attrs['bin_size'] * 1000:g} ms bins, {attrs['kernel']} kernel of width "
+                f"{attrs['kernel_width'] * 1000:.3g} ms; {run.n_units} units kept.")
+        if (attrs["window_start"], attrs["window_stop"]) != (start, stop):
+            text += (f" The network is trained on [{attrs['window_start']:g}, "
+                     f"{attrs['window_stop']:g}] s: the window extended by the smoothing "
+                     "kernel's reach (the margin, clipped to what every trial covers), "
+                     "where the data's rates draw on spikes outside the window; every score "
+                     "uses the window only.")
+        paragraphs.append(text)
         dropped = json.loads(attrs.get("dropped_units", "[]"))
         if dropped:
             paragraphs.append(f"Dropped below {attrs['min_rate']:g} Hz: "
@@ -110,10 +116,19 @@ def _targets_section(run: RunFiles, examples: list[str]) -> Section:
     tables = []
     if "n_trials" in targets:
         n_trials = targets["n_trials"]
-        tables.append((["condition", "training trials", "held-out trials"],
-                       [[c, int(n_trials.sel(condition=c, split="train")),
-                         int(n_trials.sel(condition=c, split="heldout"))]
+        splits = [s for s in ("train", "validation", "heldout")
+                  if s in n_trials["split"].values]
+        names = {"train": "training trials", "validation": "validation trials",
+                 "heldout": "held-out (test) trials"}
+        tables.append((["condition"] + [names[s] for s in splits],
+                       [[c] + [int(n_trials.sel(condition=c, split=s)) for s in splits]
                         for c in run.conditions]))
+        if "validation" in splits:
+            paragraphs.append(
+                "Each condition's trials are split at random into training trials (the "
+                "targets), validation trials (to choose the fit, e.g. its best training "
+                "loop) and held-out test trials (scored only at the end); no trial is in "
+                "two of them.")
     truth = None
     if "expected_rate" in run.recording:
         truth = run.recording["expected_rate"].rename({"truth_time": "time"})
@@ -123,7 +138,9 @@ def _targets_section(run: RunFiles, examples: list[str]) -> Section:
         f"{n_aux} auxiliary neurons (aux_ratio = {aux.get('aux_ratio', 0):g}) have targets from "
         f"OU processes (tau_c = {aux.get('tau_c', 0):g} s, amplitude "
         f"{aux.get('amplitude', 0):g}) passed through the theta f-I curve: they give the "
-        "network room to generate the recorded activity (Kim & Chow 2018, Figure 5).")
+        "network room to generate the recorded activity (Kim & Chow 2018, Figure 5)."
+        + (f" Network size: {targets.attrs['aux_reason']}." if targets.attrs.get("aux_reason")
+           else ""))
     figs = [
         _svg_figure(run, figures.target_heatmaps(targets, svg=True), "target-heatmaps",
                     "Trial-averaged rates of the training trials, per condition."),

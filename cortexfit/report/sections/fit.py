@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...evaluate import ceiling_fraction
 from ...health import ACTIVE_DATA_HZ, SILENT_MODEL_HZ
 from .. import figures
 from ..html import Figure, Section, Table
@@ -24,10 +25,29 @@ def _training_section(run: RunFiles) -> Section:
             f"{fit_cfg.get('update_every', 0) * 1000:g} ms (lambda = {fit_cfg.get('lam')}). "
             f"Last loop: single-trial r = {float(last['pearson']):.2f}, relative weight "
             f"change {float(last['weight_change']):.2f}, mean rate "
-            f"{float(last['rate']):.1f} Hz, frozen synapses {float(last['frozen']):.1%}.")],
+            f"{float(last['rate']):.1f} Hz, frozen synapses {float(last['frozen']):.1%}."
+            + _noise_text(fit_cfg) + _best_loop_text(history))],
         figures=[_svg_figure(run, figures.learning_curve(history, svg=True), "learning-curve",
                              "Learning curve over training loops.")],
     )
+
+
+def _noise_text(fit_cfg: dict) -> str:
+    noise = float(fit_cfg.get("noise") or 0.0)
+    if noise <= 0:
+        return " No background noise: rate training used the smoothed f-I curve."
+    return (f" Every neuron received white background noise (sigma = {noise:g}) in training "
+            "and in every trial; rate training used the neuron's f-I curve under that noise "
+            "(cortexfit/neurons/noisy.py).")
+
+
+def _best_loop_text(history) -> str:
+    best = history.attrs.get("best_loop")
+    if best is None:
+        return " The last loop's weights are the fit (no validation trials to choose by)."
+    return (f" The fit keeps the weights of loop {int(best)}, the best by the validation "
+            f"trials (r = {float(history.attrs['best_validation']):.2f}; scored every "
+            "few loops, dots in the learning curve); the test trials chose nothing.")
 
 
 # ---------------------------------------------------------------------- fit
@@ -65,14 +85,12 @@ def _raster_panels(run: RunFiles, row_of_unit: np.ndarray):
 
 
 def _rasters_figure(run: RunFiles) -> Figure:
-    order = figures.peak_order(run.targets["rate"])
+    order = figures.peak_order(run.scored_targets["rate"])  # the heat maps' order
     row_of_unit = np.empty(order.size, dtype=np.int64)
     row_of_unit[order] = np.arange(order.size)
     data, model = _raster_panels(run, row_of_unit)
     window = run.scores["model_spike_time"].attrs.get("window")
-    time = run.targets["time"].values
-    start = float(run.targets.attrs.get("window_start", time[0]))
-    stop = float(run.targets.attrs.get("window_stop", time[-1]))
+    start, stop = run.score_window  # the scored window, as every comparison of the section
     if window is not None:
         start = max(start, float(np.ravel(window)[0]))
     rendered = figures.rasters_data_model(data, model, run.n_units, (start, stop),
@@ -95,9 +113,17 @@ def _rasters_figure(run: RunFiles) -> Figure:
 
 
 def _fit_section(run: RunFiles, examples: list[str]) -> Section:
-    targets, scores = run.targets, run.scores
+    targets, scores = run.scored_targets, run.scores
     text = (f"The model's trial average over {scores.attrs.get('n_trials', '?')} fresh "
             "trials per condition, binned and smoothed exactly like the data.")
+    start, stop = run.score_window
+    before = float(run.targets.attrs.get("margin_before", 0.0))
+    after = float(run.targets.attrs.get("margin_after", 0.0))
+    if before or after:
+        text += (f" Model and data are compared on the window [{start:g}, {stop:g}] s only; "
+                 f"the network was trained on it extended by {before:g} s before and "
+                 f"{after:g} s after (the smoothing kernel's reach), so that its rates in the "
+                 "window come from its own spikes around it, as the data's do.")
     if not run.has_heldout:
         text += (" There are no held-out trials, so the model is compared with the targets it "
                  "was trained on.")
@@ -106,7 +132,8 @@ def _fit_section(run: RunFiles, examples: list[str]) -> Section:
         _svg_figure(run, figures.heldout_fit(targets, scores, examples, svg=True),
                     "model-vs-data",
                     ("Held-out data (dotted) and the model (solid); each panel gives the unit's "
-                     "mean r and its noise ceiling." if run.has_heldout else
+                     "mean r and its noise ceiling (test trials: held out from training "
+                     "and from choosing the fit)." if run.has_heldout else
                      "Targets (dotted) and the model (solid); each panel gives the unit's mean "
                      "r.") + " Units span the range of scores, best first."),
         _svg_figure(run, figures.rate_heatmaps(targets["rate"], scores["model_rate"],
@@ -135,14 +162,17 @@ def _unit_columns(run: RunFiles) -> list[tuple[str, np.ndarray, int]]:
     scores = run.scores.sel(unit=run.targets["unit"].values)
     cols = []
     if run.has_heldout:
-        held = scores["pearson_heldout"].mean("condition").values
-        cols.append(("held-out r", held, 2))
+        held = scores["pearson_heldout"]
+        cols.append(("held-out r", held.mean("condition").values, 2))
         if "noise_ceiling" in scores:
-            ceiling = scores["noise_ceiling"].mean("condition").values
-            with np.errstate(divide="ignore", invalid="ignore"):
-                fraction = np.where(ceiling > 0, held / ceiling, np.nan)
-            cols += [("noise ceiling", ceiling, 2), ("fraction of ceiling", fraction, 2)]
-    cols.append(("data rate (Hz)", run.targets["rate"].mean(("condition", "time")).values, 2))
+            ceiling = scores["noise_ceiling"]
+            # the one definition (ceiling_fraction), applied to each unit's conditions
+            fraction = np.array([ceiling_fraction(held.sel(unit=u), ceiling.sel(unit=u))
+                                 for u in held["unit"].values])
+            cols += [("noise ceiling", ceiling.mean("condition").values, 2),
+                     ("fraction of ceiling", fraction, 2)]
+    cols.append(("data rate (Hz)",
+                 run.scored_targets["rate"].mean(("condition", "time")).values, 2))
     cols.append(("model rate (Hz)", scores["model_rate"].mean(("condition", "time")).values, 2))
     cols.append(("train r", scores["pearson_train"].mean("condition").values, 2))
     return cols
@@ -153,7 +183,7 @@ def _silent_units(run: RunFiles) -> np.ndarray:
     more in the data while its model neuron stays below ``SILENT_MODEL_HZ`` (the check of
     :func:`cortexfit.health.fit_problems`)."""
     units = run.targets["unit"].values
-    data = run.targets["rate"].mean("time").transpose("condition", "unit").values
+    data = run.scored_targets["rate"].mean("time").transpose("condition", "unit").values
     model = (run.scores["model_rate"].sel(unit=units, condition=run.targets["condition"].values)
              .mean("time").transpose("condition", "unit").values)
     return ((data >= ACTIVE_DATA_HZ) & (model < SILENT_MODEL_HZ)).any(axis=0)
@@ -175,10 +205,11 @@ def _units_section(run: RunFiles) -> Section:
     header = ["unit"] + [h for h, _, _ in cols]
     csv_rows = ([unit] + [float(v[i]) for _, v, _ in cols] for i, unit in enumerate(units))
     what = ("Held-out r and noise ceiling are means over conditions; fraction of ceiling = "
-            "held-out r / noise ceiling. " if run.has_heldout else
+            "held-out r / noise ceiling (mean r over mean ceiling, as in the Summary). "
+            if run.has_heldout else
             "There are no held-out trials: only the fit to the training targets is scored. ")
     paragraphs = [
-        what + "Rates are means over conditions and time (data: the training trials' "
+        what + "Rates are means over conditions and the scored window (data: the training trials' "
         "average; model: its test trials' average); train r is the correlation with the "
         f"training targets. {int(silent.sum())} of {len(units)} units have a silent model "
         f"neuron (marked silent: below {SILENT_MODEL_HZ:g} Hz in a condition where the unit "

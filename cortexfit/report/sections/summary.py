@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...evaluate import ceiling_fraction
 from ...health import fit_problems
 from ..html import Alert, Section
 from ..runfiles import RunFiles
@@ -27,6 +28,10 @@ def _summary_section(run: RunFiles) -> Section:
     train_r = float(scores["pearson_train"].mean())
     held_r = float(scores["pearson_heldout"].mean()) if run.has_heldout else None
     ceiling = float(scores["noise_ceiling"].mean()) if "noise_ceiling" in scores else None
+    # the one definition of the fraction (scores.nc's fraction_of_ceiling): mean r over mean
+    # ceiling, on the pairs with a ceiling; computed here too, for run folders made before
+    fraction = (ceiling_fraction(scores["pearson_heldout"], scores["noise_ceiling"])
+                if run.has_heldout and ceiling is not None else np.nan)
     dataset = run.dataset
     rows = [
         ["recording", _first_sentence(dataset.get("description", config["data"]["format"]))
@@ -40,20 +45,22 @@ def _summary_section(run: RunFiles) -> Section:
         ["Pearson r, training targets", _fmt(train_r)],
     ]
     if run.has_heldout:
-        rows += [["Pearson r, held-out trials", _fmt(held_r)],
+        rows += [["Pearson r, held-out (test) trials", _fmt(held_r)],
                  ["noise ceiling (held-out)", _fmt(ceiling)],
-                 ["fraction of the ceiling", _fmt(held_r / ceiling if ceiling else np.nan)]]
+                 ["fraction of the ceiling", _fmt(fraction)]]
     verdict = (
         f"The model's trial-averaged rates correlate with the training targets at "
         f"{train_r:.2f} (mean over {recorded} units x {len(run.conditions)} conditions)."
     )
     if run.has_heldout:
         verdict += (
-            f" On trials the fit never saw (held out), the correlation is {held_r:.2f}. The "
+            f" On test trials the fit never saw (held out from training and from choosing "
+            f"the fit), the correlation is {held_r:.2f}. The "
             f"data's own noise ceiling on those trials is {_fmt(ceiling)}: a perfect model "
             f"would score about that, so the fit reaches "
-            f"{_fmt(100 * held_r / ceiling if ceiling else np.nan, 0)} % of what the data "
-            "allow."
+            f"{_fmt(100 * fraction, 0)} % of what the data allow (the fraction of the "
+            "ceiling: the mean held-out r divided by the mean noise ceiling, over the same "
+            "(condition, unit) pairs)."
         )
     else:
         why = _sentence(scores.attrs.get("heldout", ""))

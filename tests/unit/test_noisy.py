@@ -1,0 +1,109 @@
+"""Background noise and the noisy f-I curve rate training uses with it (cortexfit.neurons.noisy)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cortexfit.exceptions import ConfigError
+from cortexfit.fit import RLSFit
+from cortexfit.network import gaussian_network
+from cortexfit.neurons import get_model
+from cortexfit.neurons.noisy import noisy_fi_curve, theta_noisy_rate
+from cortexfit.simulate import Noise, Simulator
+
+
+def _measured_rates(x: np.ndarray, sigma: float, seconds: float, replicas: int) -> np.ndarray:
+    """Rates (Hz) of unconnected theta neurons at constant input x plus white noise sigma,
+    simulated with the simulator every fit uses (dt = 0.1 ms)."""
+    n = x.size * replicas
+    net = gaussian_network(n, p=0.01, sigma=0.0, tau_s=0.05, seed=0)  # zero weights
+    sim = Simulator(net, dt=1e-4, bias=np.repeat(x, replicas), noise=Noise(sigma=sigma),
+                    seed=3)
+    sim.advance(int(0.2 / 1e-4))  # the initial phases' first spikes
+    _, ids = sim.advance(int(seconds / 1e-4))
+    counts = np.bincount(ids, minlength=n).reshape(x.size, replicas).sum(axis=1)
+    return counts / (seconds * replicas)
+
+
+def test_theta_noisy_curve_is_the_rate_the_simulated_neuron_fires():
+    x = np.array([-0.15, -0.1, -0.05, 0.0, 0.05, 0.15])
+    sigma = 0.2
+    predicted = theta_noisy_rate(x, sigma)[0] / 0.010
+    measured = _measured_rates(x, sigma, seconds=10.0, replicas=20)
+    # Poisson-like counting error of 200 s of firing per input: <= 12 % at 0.2 Hz...
+    err = 3 * np.sqrt(np.maximum(predicted, 0.05) / 200.0) + 0.02 * predicted
+    assert np.all(np.abs(measured - predicted) <= err), (measured, predicted)
+    assert 0.15 < predicted[0] < 0.4 and 0.8 < predicted[1] < 1.3  # the low rates matter
+    # without noise the same neurons below threshold are silent
+    silent = _measured_rates(x[:3], 1e-9, seconds=2.0, replicas=2)
+    assert np.all(silent == 0), silent
+
+
+def test_noisy_curve_limits_derivative_and_table():
+    x = np.linspace(-0.3, 2.0, 47)
+    sharp = np.sqrt(np.maximum(x, 0)) / np.pi
+    weak = theta_noisy_rate(x, 1e-3)[0]
+    assert np.allclose(weak[x > 0.05], sharp[x > 0.05], rtol=1e-3)
+    rate, slope = theta_noisy_rate(x, 0.3)
+    h = 1e-5
+    numeric = (theta_noisy_rate(x + h, 0.3)[0] - theta_noisy_rate(x - h, 0.3)[0]) / (2 * h)
+    assert np.allclose(slope, numeric, rtol=1e-4, atol=1e-9)
+    assert np.all(np.diff(rate) > 0)  # increasing everywhere
+    curve = noisy_fi_curve(get_model("theta"), None, 4, 0.3)
+    assert np.allclose(curve.phi(x), rate, rtol=1e-4, atol=1e-7)  # the table = the integral
+    assert np.allclose(curve.dphi(x), slope, rtol=2e-3, atol=1e-6)
+    assert np.allclose(curve.phi(np.array([10.0])), np.sqrt(10) / np.pi, rtol=1e-3)
+    assert np.allclose(curve.inverse(curve.hz(x[x > -0.2])), x[x > -0.2], atol=1e-3)
+
+
+def test_noise_has_a_curve_only_for_theta():
+    with pytest.raises(ConfigError, match="neuron_model"):
+        noisy_fi_curve(get_model("lif"), get_model("lif").params, 3, 0.2)
+
+
+def test_white_noise_is_the_same_whatever_the_split_of_the_run():
+    net = gaussian_network(30, p=0.3, sigma=1.0, tau_s=0.05, seed=1)
+    one = Simulator(net, dt=1e-4, bias=0.1, noise=Noise(sigma=0.3), seed=5)
+    two = Simulator(net, dt=1e-4, bias=0.1, noise=Noise(sigma=0.3), seed=5)
+    a = one.advance(2001)
+    b1 = two.advance(7)
+    b2 = two.advance(1994)
+    # spike steps are counted from the start of each call
+    assert np.array_equal(a[0], np.concatenate([b1[0], b2[0] + 7]))
+    assert np.array_equal(a[1], np.concatenate([b1[1], b2[1]]))
+    assert np.array_equal(one.neuron, two.neuron)
+
+
+def _low_rate_targets(rates_hz: np.ndarray, duration: float = 1.0) -> xr.Dataset:
+    t = np.arange(0.01, duration, 0.02)
+    wave = 1.0 + 0.5 * np.sin(2 * np.pi * t / duration)
+    rate = rates_hz[None, :, None] * wave[None, None, :]
+    return xr.Dataset({"rate": (("condition", "unit", "time"), rate)},
+                      coords={"condition": ["a"], "unit": [f"u{i}" for i in range(rates_hz.size)],
+                              "time": t})
+
+
+def test_with_noise_low_rate_neurons_fire_at_their_rate():
+    """Units of 0.5-3 Hz: with background noise and its own curve every model neuron fires
+    near its target rate; with the smooth curve and no noise most stay silent."""
+    rates = np.repeat([0.5, 1.0, 2.0, 3.0], 15)
+    targets = _low_rate_targets(rates)
+    common = dict(dale=False, p=0.3, sigma=1.0, tau_s=0.05, loops=8, rate_gate=None,
+                  dt=1e-4, progress=False, seed=0)
+
+    def mean_rates(est):
+        runs = [est.run_trial(0, seed=s) for s in range(4)]
+        spikes = np.concatenate([r["spike_neuron"].values for r in runs])
+        window = est.protocol_.window_steps * est.protocol_.dt
+        return np.bincount(spikes, minlength=rates.size) / (4 * window)
+
+    noisy = mean_rates(RLSFit(**common, noise=0.2).fit(targets))
+    plain = mean_rates(RLSFit(**common, fi_smoothing=0.03).fit(targets))
+    assert np.all(noisy > 0.1), noisy  # no silent model neuron
+    means = [noisy[rates == level].mean() for level in (0.5, 1.0, 2.0, 3.0)]
+    assert np.all(np.diff(means) > 0), means  # ordered as the targets
+    # measured: 1.7, 1.8, 2.7, 3.3 Hz. A 60-neuron network's own fluctuations add to the
+    # noise, so the lowest rates come out high (issue: a per-neuron rate correction)
+    assert 1.0 < noisy.mean() / rates.mean() < 1.8, noisy.mean()
+    assert (plain < 0.1).sum() >= 15, plain  # the failure the noise fixes
