@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import xarray as xr
 
+from .targets.schema import crop_to_score_window
+
 __all__ = [
     "ACTIVE_DATA_HZ",
     "CEILING_FRACTION_FLOOR",
@@ -50,7 +52,7 @@ class Problem:
 def _data_rate(scores: xr.Dataset, targets: xr.Dataset | None) -> xr.DataArray | None:
     """The data's trial-averaged rate over (condition, unit), Hz."""
     if targets is not None and "rate" in targets:
-        rate = targets["rate"]
+        rate = crop_to_score_window(targets["rate"], targets)  # the model's scored bins
         if "unit" in rate.dims and "unit" in scores.dims:
             rate = rate.sel(unit=scores["unit"].values)
         return rate.mean("time")
@@ -95,9 +97,11 @@ def fit_problems(scores: xr.Dataset, targets: xr.Dataset | None = None) -> list[
                     f"{int(silent.sum())} of {int(active.sum())} (condition, unit) pairs that "
                     f"fire at {ACTIVE_DATA_HZ} Hz or more in the data have a silent model "
                     f"neuron (below {SILENT_MODEL_HZ} Hz; units {shown}).",
-                    "Try more training loops, a larger network ([auxiliary] aux_ratio), "
-                    "a stronger bias or a smaller [training] lam; units below a few Hz are "
-                    "a known limit of the rate rule (README, 'What works today')." + size_note))
+                    "Try more training loops, a larger network ([auxiliary] min_neurons or "
+                    "aux_ratio) or a smaller [training] lam; without background noise "
+                    "([training] noise = 0, or a neuron model other than theta) units below "
+                    "a few Hz get silent model neurons (README, 'What works today')."
+                    + size_note))
         if float(model.mean()) < SILENT_MODEL_HZ:
             problems.append(Problem(
                 "all_silent",

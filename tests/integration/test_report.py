@@ -86,6 +86,7 @@ def psth_run(shared_data, tmp_path_factory) -> Path:
     run({"run": {"name": "psth"},
          "data": {"format": "alm_kim2023_psth"},
          "targets": {"max_units": 30},
+         "auxiliary": {"min_neurons": 0},
          "training": {"loops": 2},
          "evaluate": {"n_trials": 4},
          "diagnostics": _SMALL_DIAGNOSTICS},

@@ -29,6 +29,7 @@ from cortexfit.pipeline import STAGES, run, stage_status
 TINY = {
     "run": {"name": "tiny", "seed": 1},
     "targets": {"max_units": 16},
+    "auxiliary": {"min_neurons": 0},  # 48 neurons: these tests are about the run folder
     "training": {"loops": 2, "checkpoint_every": 1},
     "evaluate": {"n_trials": 2, "n_splits": 10},
     "diagnostics": {"lesion_fractions": [0.5], "shuffle_fractions": [0.5], "n_repeats": 1,
