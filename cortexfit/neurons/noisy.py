@@ -132,16 +132,6 @@ class NoisyFICurve:
     def hz(self, x) -> np.ndarray:
         return self.phi(x) / self.model.time_unit
 
-    def inverse(self, rate_hz) -> np.ndarray:
-        """The input at which the rate is ``rate_hz`` (Hz); rates at or below the table's
-        floor map to its lowest input."""
-        rate = np.asarray(rate_hz, dtype=float) * self.model.time_unit
-        grid = self.x0 + self.step * np.arange(self.rates.size)
-        inside = np.interp(rate, self.rates, grid)
-        top = self.rates[-1]
-        # above the table: invert the sharp theta curve sqrt(x)/π (only theta has a table)
-        return np.where(rate > top, (np.pi * rate) ** 2, inside)
-
 
 def _lookup(x: np.ndarray, x0: float, step: float, rates: np.ndarray,
             slopes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

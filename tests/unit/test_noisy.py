@@ -54,12 +54,29 @@ def test_noisy_curve_limits_derivative_and_table():
     assert np.allclose(curve.phi(x), rate, rtol=1e-4, atol=1e-7)  # the table = the integral
     assert np.allclose(curve.dphi(x), slope, rtol=2e-3, atol=1e-6)
     assert np.allclose(curve.phi(np.array([10.0])), np.sqrt(10) / np.pi, rtol=1e-3)
-    assert np.allclose(curve.inverse(curve.hz(x[x > -0.2])), x[x > -0.2], atol=1e-3)
 
 
 def test_noise_has_a_curve_only_for_theta():
     with pytest.raises(ConfigError, match="neuron_model"):
         noisy_fi_curve(get_model("lif"), get_model("lif").params, 3, 0.2)
+    targets = _low_rate_targets(np.array([2.0, 3.0, 4.0]))
+    with pytest.raises(ConfigError, match="noise"):
+        RLSFit(neuron_model="lif", noise=0.2, dale=False, loops=1, progress=False).fit(targets)
+    # the recordings preset gives LIF no noise
+    assert RLSFit.for_recordings(neuron_model="lif").noise == 0.0
+
+
+def test_bad_noise_and_min_neurons_are_named():
+    from cortexfit.auxiliary import add_auxiliary
+
+    targets = _low_rate_targets(np.array([2.0, 3.0]))
+    with pytest.raises(ConfigError, match="noise"):
+        RLSFit(noise=-0.1, loops=1, progress=False).fit(targets)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match="min_neurons"):
+            add_auxiliary(targets, 2.0, min_neurons=bad)
+    filled = add_auxiliary(targets, 2.0, min_neurons=10)
+    assert filled.sizes["neuron"] == 10 and "minimum network size" in filled.attrs["aux_reason"]
 
 
 def test_white_noise_is_the_same_whatever_the_split_of_the_run():
