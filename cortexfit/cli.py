@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("config", type=Path, help="the TOML config (see pipelines/)")
     run.add_argument("--out", type=Path, default=None,
                      help="run folder (default: reports/<run.name>)")
+    run.add_argument("--tune", action="store_true",
+                     help="choose the fit settings on the validation trials first ([tune] "
+                          "enabled = true: the config's grid, else the default one)")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="run [tune]'s candidates on this Dask scheduler (tcp://host:8786) "
+                          "instead of a local cluster")
     run_options(run)
 
     demo = sub.add_parser(
@@ -139,10 +145,19 @@ def _formats(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from .config import load_config, with_settings
     from .pipeline import run
 
     _check_flags(args)
-    run(args.config, args.out, resume=args.resume, restart=args.restart, force=args.force,
+    config = load_config(args.config)
+    extra = {}
+    if args.tune:
+        extra["tune.enabled"] = True
+    if args.scheduler:
+        extra["tune.scheduler"] = args.scheduler
+    if extra:
+        config = with_settings(config, extra, field="--tune / --scheduler")
+    run(config, args.out, resume=args.resume, restart=args.restart, force=args.force,
         verbosity=_verbosity(args))
     return 0
 

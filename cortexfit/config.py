@@ -13,6 +13,8 @@ A config has these sections (every key optional; ``cortexfit demo`` is the empty
     [evaluate]     n_trials, seed, n_splits
     [diagnostics]  enabled, lesion_fractions, shuffle_fractions, n_repeats, n_trials,
                    spectrum, quasistatic, perturbation, lyapunov, lyapunov_seeds
+    [tune]         enabled, grid, method, loops, scheduler, workers: settings chosen on
+                   the validation trials (:mod:`cortexfit.tune`)
     [report]       title, example_units
 
 Every default and every choice that a library function also checks is declared once, by
@@ -73,8 +75,10 @@ from .io.formats import data_formats, format_names, get_format
 from .neurons.base import model_names
 from .params import pydantic_bounds
 from .targets import Kernel, make_targets
+from .tune import tune as tune_search
 
-__all__ = ["RunConfig", "load_config", "parse_config", "resolve", "DATA_FORMATS", "to_toml"]
+__all__ = ["RunConfig", "load_config", "parse_config", "resolve", "DATA_FORMATS", "to_toml",
+           "with_settings", "DEFAULT_TUNE_GRID"]
 
 #: Where each data format comes from: name -> description, read from the table of data
 #: formats (:mod:`cortexfit.io.formats`, which ``[data] format`` is validated against).
@@ -302,6 +306,55 @@ class DiagnosticsSection(_Section):
     lyapunov_seeds: int = Field(_default(diagnostics.lyapunov, "n_seeds"), ge=1)
 
 
+#: the sections whose keys a settings search may vary (``[tune] grid``)
+TUNABLE_SECTIONS = ("auxiliary", "network", "training")
+#: keys of those sections a search may not vary
+UNTUNABLE = {"network.preset", "training.checkpoint_every", "auxiliary.tau_s"}
+#: ``[tune] grid`` when it is not given: measured on the development set's validation
+#: trials (pipelines/README.md, "Settings search"); searched one setting at a time
+DEFAULT_TUNE_GRID: dict[str, list[Any]] = {
+    "network.tau_s": [0.025, 0.05, 0.1],
+    "training.noise": [0.1, 0.2, 0.3],
+    "auxiliary.min_neurons": [300, 600],
+}
+
+
+class TuneSection(_Section):
+    """Settings chosen on the validation trials (:mod:`cortexfit.tune`): off by default."""
+
+    enabled: bool = False
+    #: "section.key" -> candidate values; empty: :data:`DEFAULT_TUNE_GRID`
+    grid: dict[str, list[Scalar]] = Field(default_factory=dict)
+    method: Literal["grid", "sequential"] = _default(tune_search, "method")
+    #: training loops of each candidate (None: [training] loops, so the chosen candidate's
+    #: fit is the final fit's)
+    loops: int | None = Field(_default(tune_search, "loops"), ge=1)
+    #: a running Dask scheduler (tcp://host:8786); "": a local cluster on this machine
+    scheduler: str = ""
+    #: local cluster's worker processes; 0: one per core
+    workers: int = Field(0, ge=0)
+
+    @field_validator("grid")
+    @classmethod
+    def _known_keys(cls, grid):
+        for key, values in grid.items():
+            section, _, name = key.partition(".")
+            fields = {"auxiliary": AuxiliarySection, "network": NetworkSection,
+                      "training": TrainingSection}.get(section)
+            if fields is None or name not in fields.model_fields or key in UNTUNABLE:
+                allowed = sorted(f"{sec}.{k}" for sec, model in (
+                    ("auxiliary", AuxiliarySection), ("network", NetworkSection),
+                    ("training", TrainingSection)) for k in model.model_fields
+                    if f"{sec}.{k}" not in UNTUNABLE)
+                close = difflib.get_close_matches(key, allowed, n=1)
+                raise ValueError(f"unknown setting {key!r} to search"
+                                 + (f" (did you mean {close[0]!r}?)" if close else "")
+                                 + f"; allowed: {', '.join(allowed)}")
+            if not values:
+                raise ValueError(f"{key}: a list of at least one candidate value")
+        return grid
+
+
 class ReportSection(_Section):
     """The HTML report."""
 
@@ -320,6 +373,7 @@ class RunConfig(_Section):
     training: TrainingSection = Field(default_factory=TrainingSection)
     evaluate: EvaluateSection = Field(default_factory=EvaluateSection)
     diagnostics: DiagnosticsSection = Field(default_factory=DiagnosticsSection)
+    tune: TuneSection = Field(default_factory=TuneSection)
     report: ReportSection = Field(default_factory=ReportSection)
     #: the folder relative paths are resolved against (the config file's folder)
     base_dir: str = Field(".", exclude=True)
@@ -462,16 +516,72 @@ def resolve(config: RunConfig) -> dict[str, Any]:
         "run": {**config.run.model_dump(), "name": config.run.name or config.data.format},
         "data": data,
         "targets": config.targets.model_dump(),
-        "auxiliary": _auxiliary(config, fit["network"]["tau_s"]),
+        "auxiliary": auxiliary_section(config, fit["network"]["tau_s"]),
         **fit,
         "evaluate": config.evaluate.model_dump(),
         "diagnostics": config.diagnostics.model_dump(),
+        "tune": _tune(config),
         "report": config.report.model_dump(),
     }
     return out
 
 
-def _auxiliary(config: RunConfig, network_tau_s: float) -> dict[str, Any]:
+def with_settings(config: RunConfig, values: dict[str, Any], *,
+                  field: str = "tune.grid") -> RunConfig:
+    """``config`` with ``values`` (``"section.key" -> value``) set, validated as a config
+    (a bad value is a :class:`ConfigError` naming ``field`` and the key)."""
+    raw = config.model_dump(exclude_none=True)
+    for key, value in values.items():
+        section, _, name = key.partition(".")
+        raw.setdefault(section, {})[name] = value
+    try:
+        new = parse_config(raw, base_dir=config.base_dir)
+        _fit_sections(new)  # the network and training settings checked together
+    except ConfigError as exc:
+        raise ConfigError(
+            f"a candidate setting is not valid ({exc.args[0].split('.', 1)[0]})",
+            field=f"{field}: {', '.join(f'{k} = {v!r}' for k, v in values.items())}",
+            found=exc.found, expected=exc.expected,
+            hint="Fix the candidate values in [tune] grid") from None
+    return new
+
+
+def tune_candidates(config: RunConfig) -> dict[str, list[Any]]:
+    """``[tune] grid``, or :data:`DEFAULT_TUNE_GRID` when it is empty (without the noise
+    level for neuron models that have no noisy f-I curve: only theta has one)."""
+    if config.tune.grid:
+        return dict(config.tune.grid)
+    grid = copy.deepcopy(DEFAULT_TUNE_GRID)
+    if config.fit_settings()["neuron_model"] != "theta":
+        grid.pop("training.noise", None)
+    return grid
+
+
+def _tune(config: RunConfig) -> dict[str, Any]:
+    """``[tune]`` with the grid written out; every candidate value is checked (as a config)
+    when the search is enabled, so that a bad one stops the run before any work."""
+    out = config.tune.model_dump()
+    if not config.tune.enabled:
+        return out
+    if not get_format(config.data.format).gives_trials:
+        raise ConfigError("[tune] needs single trials to set validation trials aside",
+                          field="tune.enabled", found=f"format {config.data.format!r} "
+                          "(trial-averaged rates only)", expected="false for this format")
+    if config.targets.validation_fraction <= 0:
+        raise ConfigError("[tune] needs validation trials to choose on",
+                          field="targets.validation_fraction",
+                          found=config.targets.validation_fraction,
+                          expected="> 0 (e.g. 0.2)",
+                          hint="Set [targets] validation_fraction = 0.2, or [tune] "
+                               "enabled = false")
+    out["grid"] = tune_candidates(config)
+    for key, values in out["grid"].items():
+        for value in values:
+            with_settings(config, {key: value})
+    return out
+
+
+def auxiliary_section(config: RunConfig, network_tau_s: float) -> dict[str, Any]:
     """``[auxiliary]`` with ``tau_s`` taken from ``[network]`` (the paper low-pass filters
     the auxiliary targets with the network's synaptic time constant, METHOD.md §4: targets
     filtered otherwise ask the network for a smoothness its synapses do not have)."""

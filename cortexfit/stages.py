@@ -1,4 +1,4 @@
-"""The six stages of a run (see :mod:`cortexfit.pipeline` for the orchestration).
+"""The seven stages of a run (see :mod:`cortexfit.pipeline` for the orchestration).
 
 Each ``stage_<name>(ctx)`` writes its outputs into the run folder and returns a one-line
 summary. Inputs a stage needs from an earlier, skipped stage are read back from the run
@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 from . import __version__, diagnostics, seeds
 from .atomic import atomic_path, record_matches, write_netcdf, write_text
 from .auxiliary import add_auxiliary
-from .config import RunConfig, resolve
+from .config import RunConfig, auxiliary_section, resolve, to_toml, with_settings
 from .console import Console
 from .datasets import SHARED_DATASETS
-from .evaluate import example_model_spikes, model_rates, score, validation_score
+from .evaluate import example_model_spikes, score, validation_judge
 from .exceptions import ConfigError
 from .fit import RLSFit
 from .io.convention import event_time, trial_window, unit_ids
@@ -33,6 +33,7 @@ from .io.formats import get_format
 from .report.build import build_report
 from .runfolder import MANIFEST_NAME
 from .targets import make_targets
+from .tune import chosen_settings, search
 
 _NC = {"engine": "h5netcdf"}
 
@@ -45,6 +46,7 @@ class RunContext:
     def __init__(self, config: RunConfig, out: Path, console: Console, resume: bool,
                  restart: bool, resolved: dict[str, Any] | None = None):
         self.config = config
+        self.base_config = config  # before [tune] chose settings
         self.resolved = resolve(config) if resolved is None else resolved
         self.out = out
         self.console = console
@@ -62,6 +64,7 @@ class RunContext:
         self._generated: Path | None = None  # a generated recording, before it is moved in
         self._tmp = None
         self._psth_targets = None  # the targets of a format of trial-averaged rates only
+        self._recorded = None  # the recorded units' targets (before auxiliary neurons)
         self._targets = None
         self._fitted = None
 
@@ -264,9 +267,11 @@ def _example_trials(block, data: dict) -> xr.Dataset:
 
 
 # ---------------------------------------------------------------------- targets
-def _model_targets(ctx: RunContext) -> xr.Dataset:
-    """The targets of the run (recorded units, the training / validation / held-out split,
-    the margin around the scored window, auxiliary neurons)."""
+def _recorded_targets(ctx: RunContext) -> xr.Dataset:
+    """The recorded units' targets (the training / validation / held-out split, the margin
+    around the scored window, ``[targets] max_units``), made once per run."""
+    if ctx._recorded is not None:
+        return ctx._recorded
     data, tcfg = ctx.resolved["data"], ctx.resolved["targets"]
     if not ctx.data_format.gives_trials:
         targets = ctx._psth_targets
@@ -291,11 +296,22 @@ def _model_targets(ctx: RunContext) -> xr.Dataset:
         targets.attrs["unit_selection"] = (f"{max_units} of {n_all} units chosen at random "
                                            f"(seed {ctx.seed}, targets.max_units)")
         targets.attrs["units_before_selection"] = n_all
-    aux = ctx.resolved["auxiliary"]
-    return add_auxiliary(targets, aux["aux_ratio"], tau_c=aux["tau_c"],
-                         amplitude=aux["amplitude"], tau_s=aux["tau_s"], seed=ctx.seed,
-                         neuron_model=ctx.resolved["network"]["neuron_model"],
-                         min_neurons=aux["min_neurons"])
+    ctx._recorded = targets
+    return targets
+
+
+def _auxiliary_settings(resolved: dict[str, Any], seed: int) -> dict[str, Any]:
+    """:func:`cortexfit.add_auxiliary`'s keyword arguments from a resolved config."""
+    aux = resolved["auxiliary"]
+    return dict(aux_ratio=aux["aux_ratio"], tau_c=aux["tau_c"], amplitude=aux["amplitude"],
+                tau_s=aux["tau_s"], seed=seed,
+                neuron_model=resolved["network"]["neuron_model"],
+                min_neurons=aux["min_neurons"])
+
+
+def _model_targets(ctx: RunContext) -> xr.Dataset:
+    """The targets of the run: the recorded units' and the auxiliary neurons'."""
+    return add_auxiliary(_recorded_targets(ctx), **_auxiliary_settings(ctx.resolved, ctx.seed))
 
 
 def stage_targets(ctx: RunContext) -> str:
@@ -321,6 +337,75 @@ def stage_targets(ctx: RunContext) -> str:
     return (f"{model_targets.sizes['unit']} units{note} x "
             f"{model_targets.sizes['condition']} conditions x {model_targets.sizes['time']} "
             f"bins{margin}, {n_aux} auxiliary neurons, {held}")
+
+
+# ---------------------------------------------------------------------- tune
+def stage_tune(ctx: RunContext, fingerprint: str) -> str:
+    """``[tune]``: fit every candidate setting (:mod:`cortexfit.tune`) on a Dask cluster and
+    write their validation scores and the choice to ``tune.nc``. Finished candidates are
+    kept in ``tune-progress/`` until the search ends, so a rerun after an interruption fits
+    only the missing ones."""
+    t = ctx.resolved["tune"]
+    if not t["enabled"]:
+        (ctx.out / "tune.nc").unlink(missing_ok=True)
+        return "disabled ([tune] enabled = false)"
+    recorded = _recorded_targets(ctx)
+    if "rate_validation" not in recorded:
+        raise ConfigError(
+            "[tune] needs validation trials to choose on", field="targets.validation_fraction",
+            found=("a recording of trial-averaged rates only" if not
+                   ctx.data_format.gives_trials else
+                   f"{ctx.resolved['targets']['validation_fraction']!r}"),
+            expected="a recording with single trials and validation_fraction > 0 (e.g. 0.2)",
+            hint="Set [targets] validation_fraction = 0.2, or [tune] enabled = false")
+    base = ctx.base_config
+    extra = {"training.loops": t["loops"]} if t["loops"] else {}
+
+    def make(point: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        candidate = with_settings(base, {**point, **extra})
+        settings = candidate.fit_settings()
+        aux = {"auxiliary": auxiliary_section(candidate, settings["tau_s"]),
+               "network": {"neuron_model": settings["neuron_model"]}}
+        return settings, _auxiliary_settings(aux, ctx.seed)
+
+    start = {}
+    for key in t["grid"]:
+        section, _, name = key.partition(".")
+        start[key] = ctx.resolved[section].get(name)
+    store = ctx.out / "tune-progress"
+    for old in store.glob("*") if store.is_dir() else []:
+        if old.name != fingerprint:  # finished candidates of other settings
+            shutil.rmtree(old, ignore_errors=True)
+    result = search(recorded, t["grid"], make, start=start, method=t["method"],
+                    eval_seed=ctx.resolved["evaluate"]["seed"],
+                    scheduler=t["scheduler"] or None, n_workers=t["workers"] or None,
+                    store=store / fingerprint, progress=ctx.console.bars, field="tune")
+    _write_nc(result, ctx.out / "tune.nc")
+    shutil.rmtree(store, ignore_errors=True)
+    chosen = int(result.attrs["chosen"])
+    scores = result["validation"].values
+    failed = int((result["error"] != "").sum())
+    choice = ", ".join(f"{k} = {v!r}" for k, v in chosen_settings(result).items())
+    return (f"{result.sizes['candidate']} candidates ({t['method']}, "
+            f"{result.attrs['where']}{f', {failed} failed' if failed else ''}): chose "
+            f"{choice} (validation r {scores[chosen]:.3f}; all "
+            f"{np.nanmin(scores):.3f}-{np.nanmax(scores):.3f})")
+
+
+def apply_tune(ctx: RunContext) -> None:
+    """After ``[tune]``: the run goes on with the chosen settings (``config.toml`` is
+    rewritten with them, so it says what was fitted)."""
+    if not ctx.resolved["tune"]["enabled"]:
+        return
+    with xr.open_dataset(ctx.out / "tune.nc", **_NC) as ds:
+        chosen = json.loads(ds.attrs["chosen_settings"])
+    ctx.config = with_settings(ctx.base_config, chosen)
+    ctx.resolved = resolve(ctx.config)
+    ctx._targets = None
+    choice = ", ".join(f"{k} = {v!r}" for k, v in chosen.items())
+    write_text(ctx.out / "config.toml", f"# [tune] chose {choice} on the validation "
+               "trials (tune.nc); the settings below are the chosen ones\n"
+               + to_toml(ctx.resolved))
 
 
 # ---------------------------------------------------------------------- fit
@@ -406,27 +491,11 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
             f"mean rate {float(last['rate']):.1f} Hz")
 
 
-VALIDATION_TRIALS = 4
-"""Model trials per condition behind each validation score (the best loop's choice)."""
-VALIDATION_SEED_OFFSET = 104_729
-"""Validation trials are seeded ``[evaluate] seed + this``: never the test trials' seeds."""
-
-
 def _validator(ctx: RunContext):
-    """The best loop's judge when the targets have validation trials: the mean r of
-    the model's trial average (:data:`VALIDATION_TRIALS` fresh trials per condition) with
-    the validation trials' average (:func:`cortexfit.evaluate.validation_score`); None
-    without validation trials (the last loop is kept)."""
-    targets = ctx.targets
-    if "rate_validation" not in targets:
-        return None
-    seed = ctx.resolved["evaluate"]["seed"] + VALIDATION_SEED_OFFSET
-
-    def judge(fitted) -> float:
-        return validation_score(model_rates(fitted, targets, n_trials=VALIDATION_TRIALS,
-                                            seed=seed), targets)
-
-    return judge
+    """The best loop's judge when the targets have validation trials
+    (:func:`cortexfit.evaluate.validation_judge`); None without them (the last loop is
+    kept)."""
+    return validation_judge(ctx.targets, seed=ctx.resolved["evaluate"]["seed"])
 
 
 # ---------------------------------------------------------------------- evaluate

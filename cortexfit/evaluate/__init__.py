@@ -25,7 +25,8 @@
   tiny ceilings.
 * :func:`validation_score` (:mod:`.scores`): the mean Pearson r of model rates against the
   validation trials (``rate_validation``), to choose among fits (e.g. the best training
-  loop) without touching the held-out test trials.
+  loop) without touching the held-out test trials; :func:`validation_judge` wraps it as a
+  fit's ``validator`` (fresh model trials, seeds apart from the test trials').
 * :func:`example_model_spikes` (:mod:`.examples`): the recorded units' spikes in a few test
   trials, for the report's model rasters.
 
@@ -44,10 +45,13 @@ from .examples import example_model_spikes
 from .model_rates import DEFAULT_N_TRIALS, model_rates, model_rates_from_spikes
 from .scores import (
     SCORE_VARIABLES,
+    VALIDATION_SEED_OFFSET,
+    VALIDATION_TRIALS,
     ceiling_fraction,
     score,
     score_model_rates,
     summarize,
+    validation_judge,
     validation_score,
 )
 
@@ -73,5 +77,8 @@ __all__ = [
     "score_model_rates",
     "split_half_reliability",
     "summarize",
+    "validation_judge",
     "validation_score",
+    "VALIDATION_SEED_OFFSET",
+    "VALIDATION_TRIALS",
 ]

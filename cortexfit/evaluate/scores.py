@@ -86,6 +86,32 @@ def validation_score(model_rates_ds: xr.Dataset | xr.DataArray, targets: xr.Data
         "condition", "unit", "time").values)))
 
 
+VALIDATION_TRIALS = 4
+"""Model trials per condition behind each validation score (the best loop's choice, the
+settings search's score)."""
+VALIDATION_SEED_OFFSET = 104_729
+"""Validation trials are seeded ``[evaluate] seed + this``: never the test trials' seeds."""
+
+
+def validation_judge(targets: xr.Dataset, *, seed: int = 0,
+                     n_trials: int = VALIDATION_TRIALS):
+    """The judge of a fit by its validation trials (``RLSFit(validator=...)``): a function
+    of a fitted network returning the mean r of the model's trial average (``n_trials``
+    fresh trials per condition, seeded ``seed +`` :data:`VALIDATION_SEED_OFFSET`, never the
+    test trials' seeds) with the validation trials' average (:func:`validation_score`).
+    ``seed`` is the evaluation's seed (``[evaluate] seed``). ``None`` when ``targets`` has
+    no validation trials (then a fit keeps its last loop)."""
+    if "rate_validation" not in targets:
+        return None
+    trial_seed = int(seed) + VALIDATION_SEED_OFFSET
+
+    def judge(fitted) -> float:
+        return validation_score(model_rates(fitted, targets, n_trials=n_trials,
+                                            seed=trial_seed), targets)
+
+    return judge
+
+
 def _on_grid(model: xr.DataArray, data: xr.DataArray, targets: xr.Dataset) -> xr.DataArray:
     """``model`` (condition, unit, time) on ``data``'s conditions, units and (scored) time
     bins: its time axis is the targets' whole axis or their scored bins."""

@@ -7,7 +7,7 @@ or any computation: ``config.toml``, ``versions.json``, ``stages.json``, ``recor
 
 :func:`build_report` reads the folder into a :class:`RunFiles` and calls one function per
 part of the page: the red box of :func:`cortexfit.health.fit_problems` when the fit is not a
-result, then Summary, Recording, Targets, Training, Fit, Per unit, the diagnostics and Run.
+result, then Summary, Recording, Targets, Settings search (with ``tune.nc``), Training, Fit, Per unit, the diagnostics and Run.
 
 The folder is read in :mod:`cortexfit.report.runfiles`; the sections are built in
 :mod:`cortexfit.report.sections` (``summary``: the red box and Summary; ``data``:
@@ -34,6 +34,7 @@ from .sections.fit import _fit_section, _training_section, _units_section
 from .sections.run import _run_section
 from .sections.spikes import SPIKE_COLUMNS
 from .sections.summary import ALERTS_TITLE, _alerts, _summary_section
+from .sections.tune import _tune_section
 
 __all__ = [
     "ALERTS_TITLE",
@@ -71,12 +72,14 @@ def build_report(run_dir: str | Path) -> Path:
         _summary_section(run),
         _recording_section(run, examples),
         _targets_section(run, examples),
+        _tune_section(run),
         _training_section(run),
         _fit_section(run, examples),
         _units_section(run),
         _diagnostics_section(run),
         _run_section(run),
     ]
+    sections = [s for s in sections if s is not None]
     title = run.config.get("report", {}).get("title") or f"cortexfit: {run.name}"
     subtitle = f"seed {run.config.get('run', {}).get('seed', 0)}"
     if run.dataset:

@@ -39,6 +39,7 @@ __all__ = [
     "score_distributions",
     "spectrum",
     "target_heatmaps",
+    "tune_candidates",
 ]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
@@ -522,4 +523,34 @@ def score_distributions(scores: xr.Dataset):
         ax.set_xlim(-0.2, 1.02)
         ax.set_ylim(-0.6, 1.02)
     _legend_above(fig, axes[0])
+    return fig
+
+
+@_figure
+def tune_candidates(result: xr.Dataset):
+    """The settings search: each candidate's validation score (a bar, the chosen one in
+    orange; failed candidates marked), labelled by its settings."""
+    n = result.sizes["candidate"]
+    names = [str(k) for k in result["setting"].values]
+    labels = ["\n".join(f"{k.split('.')[-1]}={v}" for k, v in
+                        zip(names, result["value"].isel(candidate=i).values))
+              for i in range(n)]
+    scores = result["validation"].values
+    chosen = int(result.attrs.get("chosen", -1))
+    fig, ax = plt.subplots(figsize=(min(1.0 + 0.9 * n, 11), 3.6))
+    colors = ["tab:orange" if i == chosen else "#9ab" for i in range(n)]
+    ax.bar(np.arange(n), np.nan_to_num(scores, nan=0.0), color=colors)
+    for i in np.flatnonzero(~np.isfinite(scores)):
+        ax.text(i, 0, "failed", ha="center", va="bottom", color="tab:red", fontsize=8,
+                rotation=90)
+    ax.set_xticks(np.arange(n), labels, fontsize=7.5)
+    ax.set_ylabel("validation r (best loop)")
+    finite = scores[np.isfinite(scores)]
+    if finite.size:
+        low, high = float(finite.min()), float(finite.max())
+        pad = max(0.05, 0.5 * (high - low))
+        ax.set_ylim(min(0.0, low - pad) if low < 0 else max(0.0, low - pad), high + pad / 2)
+    ax.set_title("orange: the chosen settings")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
     return fig

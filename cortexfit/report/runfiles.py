@@ -42,6 +42,7 @@ class RunFiles:
     scores: xr.Dataset
     diagnostics: dict[str, xr.Dataset] | None
     diagnostics_state: str  # "done", "disabled" or "unfinished"
+    tune: xr.Dataset | None = None  # tune.nc: the settings search, when [tune] ran
 
     @property
     def name(self) -> str:
@@ -125,4 +126,5 @@ def _read_run(run_dir: Path) -> RunFiles:
         versions=json.loads((run_dir / "versions.json").read_text(encoding="utf-8")),
         stages=stages, recording=_open(run_dir / "recording.nc"),
         targets=_open(run_dir / "targets.nc"), history=_open(run_dir / "history.nc"),
-        scores=_open(run_dir / "scores.nc"), diagnostics=diag, diagnostics_state=state)
+        scores=_open(run_dir / "scores.nc"), diagnostics=diag, diagnostics_state=state,
+        tune=_open(run_dir / "tune.nc") if (run_dir / "tune.nc").is_file() else None)

@@ -58,6 +58,16 @@ NO_LIBRARY_COUNTERPART = {
                     "and make_targets (align, window, condition, where are data-dependent)"
        for k in ("format", "path", "event_times", "variant", "condition", "where", "align",
                  "window", "allow_pickle")},
+    # [tune]: cortexfit.tune.tune's arguments; a sampled call would run a whole search on a
+    # Dask cluster, so these are checked in tests/integration/test_tune.py instead
+    ("tune", "enabled"): "switch: whether the tune stage searches",
+    ("tune", "grid"): "names settings by section (network.tau_s); each candidate value is "
+                      "validated as a config (with_settings), tested in test_tune.py",
+    ("tune", "method"): "default read from tune(method=...) by _default; Literal in config",
+    ("tune", "loops"): "default read from tune(loops=...) by _default; overrides "
+                       "training.loops per candidate (validated as training.loops)",
+    ("tune", "scheduler"): "a Dask scheduler address ('' = a local cluster; tune: None)",
+    ("tune", "workers"): "tune(n_workers=...), 0 = one per core (tune: None)",
     ("report", "title"): "the HTML report's title (read from the run folder)",
     ("report", "example_units"): "how many units the HTML report plots (read from the run "
                                  "folder)",

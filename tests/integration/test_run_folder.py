@@ -37,8 +37,8 @@ TINY = {
                     "lyapunov": False},
 }
 #: the file each stage writes last (a kill during its write leaves the stage unfinished)
-LAST_OUTPUT = {"load": "recording.nc", "targets": "targets.nc", "fit": "history.nc",
-               "evaluate": "scores.nc", "diagnostics": "diagnostics.nc",
+LAST_OUTPUT = {"load": "recording.nc", "tune": "tune.nc", "targets": "targets.nc",
+               "fit": "history.nc", "evaluate": "scores.nc", "diagnostics": "diagnostics.nc",
                "report": "index.html"}
 
 
@@ -126,6 +126,9 @@ def _cheap_report(monkeypatch) -> None:
 # a change that makes this stage (and the ones after it) run again
 _RERUN = {
     "load": {"run": {"seed": 2}},
+    # one candidate of one loop on one worker: the search's file handling, not its choice
+    "tune": {"tune": {"enabled": True, "grid": {"training.lam": [1.0]}, "loops": 1,
+                      "workers": 1}},
     "targets": {"targets": {"kernel_width": 0.06}},
     "fit": {"training": {"lam": 2.0}},
     "evaluate": {"evaluate": {"n_trials": 3}},
