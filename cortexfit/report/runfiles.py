@@ -87,6 +87,29 @@ class RunFiles:
     def align_event(self) -> str:
         return str(self.targets.attrs.get("align_event", "the event"))
 
+    @property
+    def ei_types(self) -> dict | None:
+        """The fitted network's E/I split from ``model.npz`` (None for a network without E/I
+        identity, e.g. the Gaussian one, or without the file): ``excitatory`` per neuron,
+        ``neuron_ids``, ``roles``, ``recorded_unit`` and ``cell_type`` (the recording's cell
+        type of each recorded neuron, "" when unknown; None when the recording has none)."""
+        path = self.run_dir / "model.npz"
+        if not path.is_file():
+            return None
+        import numpy as np
+
+        with np.load(path, allow_pickle=False) as data:
+            exc = data["excitatory"] if "excitatory" in data.files else np.zeros(0, bool)
+            if exc.size == 0:
+                return None
+            cell = ([str(c) for c in data["cell_type"]]
+                    if "has_cell_type" in data.files and bool(data["has_cell_type"]) else None)
+            return {"excitatory": exc.astype(bool),
+                    "neuron_ids": [str(x) for x in data["neuron_ids"]],
+                    "roles": [str(x) for x in data["roles"]],
+                    "recorded_unit": [str(x) for x in data["recorded_unit"]],
+                    "cell_type": cell}
+
     def filename(self, name: str, ext: str) -> str:
         """A download's file name: the run's name and what it holds."""
         return f"{slug(self.name)}-{name}.{ext}"

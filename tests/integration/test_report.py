@@ -927,3 +927,32 @@ def test_demo_report_renders_in_headless_chromium(demo_run, tmp_path):
 @pytest.mark.shared_data
 def test_psth_report_renders_in_headless_chromium(psth_run, tmp_path):
     _check_rendered(psth_run, tmp_path)
+
+
+def test_a_dale_fit_reports_the_ei_assignment_and_the_recordings_cell_types(tmp_path):
+    """Under Dale's law the recorded units with a cell type in the recording (the synthetic
+    recording labels each unit E or I) get that sign, and the report says which: the
+    Training text counts them and the Per unit table has an E/I column matching the
+    fitted network."""
+    out = tmp_path / "dale"
+    run({"run": {"name": "dale", "seed": 1}, "targets": {"max_units": 16},
+         "auxiliary": {"min_neurons": 0}, "network": {"dale": True, "J": 1.0, "g": 4.0},
+         "training": {"loops": 1}, "evaluate": {"n_trials": 1, "n_splits": 10},
+         "diagnostics": {"enabled": False}}, out, verbosity=0)
+    with np.load(out / "model.npz") as data:
+        exc = data["excitatory"]
+        roles = [str(r) for r in data["roles"]]
+        recorded = [str(u) for u in data["recorded_unit"]]
+        cells = [str(c) for c in data["cell_type"]]
+    assert all(cells[i] for i, r in enumerate(roles) if r == "recorded")
+    want = {u: "E" if e else "I" for u, e, r in zip(recorded, exc, roles) if r == "recorded"}
+    page = (out / "index.html").read_text()
+    assert f"{int(exc.sum())} excitatory and {int((~exc).sum())} inhibitory neurons" in page
+    assert "16 recorded units took their sign from the recording" in page
+    body = page[page.index('id="units"'):]
+    rows = re.findall(r"<tr><td>([^<]+)</td>.*?<td>([EI]) \(data\)</td></tr>", body, re.S)
+    assert len(rows) == 16 and dict(rows) == want
+    # the data's labels decided the sign: pyramidal -> E, fast-spiking (FS) -> I
+    for unit, sign in want.items():
+        assert sign == {"pyramidal": "E", "FS": "I"}[cells[recorded.index(unit)]]
+    assert set(want.values()) == {"E", "I"}

@@ -26,7 +26,7 @@ def _training_section(run: RunFiles) -> Section:
             f"Last loop: single-trial r = {float(last['pearson']):.2f}, relative weight "
             f"change {float(last['weight_change']):.2f}, mean rate "
             f"{float(last['rate']):.1f} Hz, frozen synapses {float(last['frozen']):.1%}."
-            + _noise_text(fit_cfg) + _best_loop_text(history))],
+            + _noise_text(fit_cfg) + _ei_text(run) + _best_loop_text(history))],
         figures=[_svg_figure(run, figures.learning_curve(history, svg=True), "learning-curve",
                              "Learning curve over training loops.")],
     )
@@ -39,6 +39,41 @@ def _noise_text(fit_cfg: dict) -> str:
     return (f" Every neuron received white background noise (sigma = {noise:g}) in training "
             "and in every trial; rate training used the neuron's f-I curve under that noise "
             "(cortexfit/neurons/noisy.py).")
+
+
+def _unit_ei(run: RunFiles) -> list[str] | None:
+    """Per recorded unit (targets order): its model neuron's sign, "E" or "I", with
+    " (data)" when it came from the recording's cell type; None without E/I identity."""
+    types = run.ei_types
+    if types is None:
+        return None
+    cells = types["cell_type"] or [""] * len(types["roles"])
+    sign = {}
+    for exc, role, unit, cell in zip(types["excitatory"], types["roles"],
+                                     types["recorded_unit"], cells):
+        if role == "recorded":
+            sign[unit] = ("E" if exc else "I") + (" (data)" if cell else "")
+    return [sign.get(str(u), "") for u in run.targets["unit"].values]
+
+
+def _ei_text(run: RunFiles) -> str:
+    types = run.ei_types
+    if types is None:
+        return ""
+    exc = types["excitatory"]
+    labels = _unit_ei(run) or []
+    known = [x for x in labels if x.endswith("(data)")]
+    text = (f" E/I network under Dale's law: {int(exc.sum())} excitatory and "
+            f"{int((~exc).sum())} inhibitory neurons")
+    if known:
+        n_e = sum(x.startswith("E") for x in known)
+        text += (f"; {len(known)} recorded units took their sign from the recording's cell "
+                 f"type ({n_e} E, {len(known) - n_e} I), the others were drawn at random "
+                 "(column E/I under Per unit).")
+    else:
+        text += ("; the recording names no cell types, so every sign was drawn at random "
+                 "(column E/I under Per unit).")
+    return text
 
 
 def _best_loop_text(history) -> str:
@@ -203,7 +238,13 @@ def _units_section(run: RunFiles) -> Section:
             row.append(cell)
         rows.append(row)
     header = ["unit"] + [h for h, _, _ in cols]
-    csv_rows = ([unit] + [float(v[i]) for _, v, _ in cols] for i, unit in enumerate(units))
+    csv_rows = [[unit] + [float(v[i]) for _, v, _ in cols] for i, unit in enumerate(units)]
+    ei = _unit_ei(run)
+    if ei is not None:  # the model neuron's sign (Dale's law)
+        header.append("E/I")
+        for row, csv_row, sign in zip(rows, csv_rows, ei):
+            row.append(sign)
+            csv_row.append(sign)
     what = ("Held-out r and noise ceiling are means over conditions; fraction of ceiling = "
             "held-out r / noise ceiling (mean r over mean ceiling, as in the Summary). "
             if run.has_heldout else
