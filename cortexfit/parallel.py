@@ -161,9 +161,12 @@ def run_jobs(client: Any, func: Callable[..., dict[str, Any]], jobs: list[dict[s
                 else:
                     outcome = Outcome(key, result=future.result())
                 outcomes[key] = outcome
-                if folder is not None:
+                if folder is not None:  # plain values only (not e.g. a model's bytes)
+                    kept = None if outcome.result is None else {
+                        k: v for k, v in outcome.result.items()
+                        if not isinstance(v, (bytes, bytearray))}
                     write_text(folder / f"{key}.json", json.dumps(
-                        {"key": key, "result": outcome.result, "error": outcome.error},
+                        {"key": key, "result": kept, "error": outcome.error},
                         default=_plain))
                 bar.update()
                 bar.set_postfix(running=sum(f.status == "pending" for f in futures),

@@ -65,6 +65,7 @@ class RunContext:
         self._tmp = None
         self._psth_targets = None  # the targets of a format of trial-averaged rates only
         self._recorded = None  # the recorded units' targets (before auxiliary neurons)
+        self._tuned = None  # the chosen candidate's fit from this run's search (NPZ bytes)
         self._targets = None
         self._fitted = None
 
@@ -376,10 +377,13 @@ def stage_tune(ctx: RunContext, fingerprint: str) -> str:
     for old in store.glob("*") if store.is_dir() else []:
         if old.name != fingerprint:  # finished candidates of other settings
             shutil.rmtree(old, ignore_errors=True)
+    models: dict[str, Any] = {}
     result = search(recorded, t["grid"], make, start=start, method=t["method"],
                     eval_seed=ctx.resolved["evaluate"]["seed"],
                     scheduler=t["scheduler"] or None, n_workers=t["workers"] or None,
-                    store=store / fingerprint, progress=ctx.console.bars, field="tune")
+                    store=store / fingerprint, progress=ctx.console.bars, field="tune",
+                    models=models)
+    ctx._tuned = models if "chosen" in models else None
     _write_nc(result, ctx.out / "tune.nc")
     shutil.rmtree(store, ignore_errors=True)
     chosen = int(result.attrs["chosen"])
@@ -438,8 +442,33 @@ def _changed_settings(old: Any, new: dict[str, Any]) -> list[tuple[str, Any, Any
     return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def _reuse_tuned_fit(ctx: RunContext, settings: dict[str, Any]):
+    """The chosen candidate's fit from this run's search, when it was fitted with exactly
+    the settings and targets of this fit (``[tune] loops`` unset): it is the same fit
+    (same seed, same settings; tested bit for bit), so it is not fitted again."""
+    tuned = ctx._tuned
+    if (tuned is None or tuned.get("settings") != settings
+            or tuned.get("auxiliary") != _auxiliary_settings(ctx.resolved, ctx.seed)):
+        return None
+    path = ctx.out / "model.npz"
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(tuned["chosen"])
+    ctx._tuned = None
+    return RLSFit.load(path)
+
+
 def stage_fit(ctx: RunContext, fingerprint: str) -> str:
     ckpt = ctx.out / "checkpoint.npz"
+    settings = ctx.config.fit_settings()
+    reused = _reuse_tuned_fit(ctx, settings)
+    if reused is not None:
+        ckpt.unlink(missing_ok=True)
+        ctx.manifest["fit"] = {"started": fingerprint,
+                               "settings": {name: ctx.resolved[name] for name in _FIT_INPUTS}}
+        _write_nc(reused.history_, ctx.out / "history.nc")
+        ctx._fitted = reused
+        return _fit_summary(ctx, reused, settings) + " (the search's fit of the chosen " \
+            "settings, not fitted again)"
     record = ctx.manifest.get("fit", {})
     mine = {name: ctx.resolved[name] for name in _FIT_INPUTS}
     resume = False
@@ -474,7 +503,6 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
             )
     ctx.manifest["fit"] = {"started": fingerprint, "settings": mine}
     ctx.save_manifest()
-    settings = ctx.config.fit_settings()
     fitted = RLSFit(**settings, checkpoint=str(ckpt),
                     checkpoint_every=ctx.config.training.checkpoint_every,
                     progress=ctx.console.bars,
@@ -483,6 +511,10 @@ def stage_fit(ctx: RunContext, fingerprint: str) -> str:
     _write_nc(fitted.history_, ctx.out / "history.nc")
     ckpt.unlink(missing_ok=True)
     ctx._fitted = fitted
+    return _fit_summary(ctx, fitted, settings)
+
+
+def _fit_summary(ctx: RunContext, fitted, settings: dict[str, Any]) -> str:
     n = fitted.network_.n_neurons
     n_rec = int(ctx.targets.sizes["unit"])
     last = fitted.history_.isel(loop=-1)

@@ -60,10 +60,13 @@ METRIC = ("mean Pearson r over (condition, unit) of the model's trial average wi
 
 # ---------------------------------------------------------------------- one candidate
 def fit_candidate(targets: xr.Dataset, settings: dict[str, Any], auxiliary: dict[str, Any],
-                  eval_seed: int, n_trials: int) -> dict[str, Any]:
+                  eval_seed: int, n_trials: int, keep_model: bool = False) -> dict[str, Any]:
     """Fit one candidate (on a Dask worker, or anywhere): ``targets`` of the recorded units
     with validation trials; ``settings`` RLSFit's keyword arguments; ``auxiliary``
-    :func:`~cortexfit.add_auxiliary`'s. Returns its scores as plain numbers."""
+    :func:`~cortexfit.add_auxiliary`'s. Returns its scores as plain numbers, and with
+    ``keep_model`` the fitted model as the bytes of its NPZ file (``"model"``)."""
+    import tempfile
+
     from .evaluate import validation_judge
     from .fit import RLSFit
 
@@ -73,11 +76,15 @@ def fit_candidate(targets: xr.Dataset, settings: dict[str, Any], auxiliary: dict
     fitted = RLSFit(**settings, progress=False, validator=judge).fit(model_targets)
     history = fitted.history_
     last = history.isel(loop=-1)
-    return {"validation": float(history.attrs["best_validation"]),
-            "best_loop": int(history.attrs["best_loop"]),
-            "pearson_train": float(last["pearson"]), "model_rate": float(last["rate"]),
-            "n_neurons": int(fitted.network_.n_neurons),
-            "seconds": time.perf_counter() - start}
+    out = {"validation": float(history.attrs["best_validation"]),
+           "best_loop": int(history.attrs["best_loop"]),
+           "pearson_train": float(last["pearson"]), "model_rate": float(last["rate"]),
+           "n_neurons": int(fitted.network_.n_neurons),
+           "seconds": time.perf_counter() - start}
+    if keep_model:
+        with tempfile.TemporaryDirectory(prefix="cortexfit-candidate-") as tmp:
+            out["model"] = fitted.save(Path(tmp) / "model.npz").read_bytes()
+    return out
 
 
 # ---------------------------------------------------------------------- the search
@@ -110,13 +117,17 @@ def search(targets: xr.Dataset, grid: dict[str, list[Any]],
            start: dict[str, Any] | None = None, method: str = "sequential",
            eval_seed: int = 0, n_trials: int = 4, scheduler: str | None = None,
            n_workers: int | None = None, store: str | Path | None = None,
-           progress: bool = True, field: str = "tune") -> xr.Dataset:
+           progress: bool = True, field: str = "tune",
+           models: dict[str, Any] | None = None) -> xr.Dataset:
     """The search engine behind :func:`tune` and ``[tune]``: ``make(point)`` turns a
     candidate (setting name -> value, the grid's keys) into ``(RLSFit settings,
     add_auxiliary settings)`` (and raises :class:`ConfigError` for a bad value, before any
     fit); ``start`` is the sequential search's starting point (default: each setting's first
     value). ``store``: a folder where each finished candidate is kept, so that an interrupted
-    search runs only the missing ones. ``field`` names the settings in errors."""
+    search runs only the missing ones. ``field`` names the settings in errors. ``models``: a
+    dict that receives the chosen candidate's fit as NPZ bytes under ``"chosen"`` (with its
+    settings under ``"settings"``), when it was fitted in this call (not read back from
+    ``store``), so that the caller need not fit it again."""
     _check_grid(grid, method, field)
     if "rate_validation" not in targets:
         raise ConfigError(
@@ -149,6 +160,7 @@ def search(targets: xr.Dataset, grid: dict[str, list[Any]],
     keys: list[str] = []
     round_of: list[int] = []
     results: dict[str, Any] = {}
+    fitted_models: dict[str, bytes] = {}
     where = scheduler or f"local cluster of {local_workers(n_workers)} processes"
     with dask_client(scheduler, n_workers, field=f"{field}.scheduler") as client:
 
@@ -166,11 +178,21 @@ def search(targets: xr.Dataset, grid: dict[str, list[Any]],
                 todo.append(key)
             outcomes = run_jobs(
                 client, fit_candidate,
-                [{"settings": made[k][0], "auxiliary": made[k][1]} for k in todo], todo,
+                [{"settings": made[k][0], "auxiliary": made[k][1],
+                  "keep_model": models is not None} for k in todo], todo,
                 shared={"targets": targets, "eval_seed": eval_seed, "n_trials": n_trials},
                 store=store, progress=progress,
                 desc=f"{field} {number + 1}/{len(names)}" if method == "sequential" else field)
+            for o in outcomes:
+                if o.ok and o.result is not None and "model" in o.result:
+                    fitted_models[o.key] = o.result.pop("model")
             results.update({o.key: o for o in outcomes})
+            # keep only the best model so far (memory: one network, not one per candidate)
+            if fitted_models:
+                best_key = max(fitted_models, key=lambda k: np.nan_to_num(
+                    results[k].result["validation"], nan=-np.inf))
+                for k in [k for k in fitted_models if k != best_key]:
+                    del fitted_models[k]
             return order
 
         if method == "grid":
@@ -183,7 +205,13 @@ def search(targets: xr.Dataset, grid: dict[str, list[Any]],
                       if results[k].ok and np.isfinite(results[k].result["validation"])]
                 if ok:
                     best[name] = grid[name][-max(ok)[1]]
-    return _as_dataset(points, keys, round_of, results, names, method, where)
+    result = _as_dataset(points, keys, round_of, results, names, method, where)
+    chosen_key = keys[int(result.attrs["chosen"])]
+    if models is not None and chosen_key in fitted_models:
+        models["chosen"] = fitted_models[chosen_key]
+        models["settings"] = made[chosen_key][0]
+        models["auxiliary"] = made[chosen_key][1]
+    return result
 
 
 def _as_dataset(points, keys, round_of, results, names, method, where) -> xr.Dataset:

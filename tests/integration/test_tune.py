@@ -11,7 +11,7 @@ import xarray as xr
 from cortexfit.config import parse_config, resolve
 from cortexfit.exceptions import ConfigError, TrainingDiverged
 from cortexfit.parallel import dask_client, run_jobs
-from cortexfit.pipeline import run
+from cortexfit.pipeline import run, stage_status
 from cortexfit.tune import chosen_settings, tune
 
 
@@ -181,9 +181,23 @@ def test_a_run_with_tune_fits_the_chosen_settings_and_reports_the_search(tmp_pat
     choice = json.loads(found.attrs["chosen_settings"])["auxiliary.aux_ratio"]
     with xr.open_dataset(out / "targets.nc", engine="h5netcdf") as targets:
         assert float(targets.attrs["aux_ratio"]) == choice  # the targets use the choice
-    # the final fit is the chosen candidate's fit: the same validation score, bit for bit
+    # the final fit is the chosen candidate's fit, taken from the search (not fitted again)
     with xr.open_dataset(out / "history.nc", engine="h5netcdf") as history:
         assert history.attrs["best_validation"] == found["validation"].values[chosen]
+    assert "not fitted again" in stage_status(out)["fit"]["summary"]
+    # ... which is legitimate because fitting the chosen settings here gives the same
+    # network, bit for bit (a worker process fits exactly what the run would)
+    from cortexfit.evaluate import validation_judge
+    from cortexfit.fit import RLSFit
+
+    model = RLSFit.load(out / "model.npz")
+    with xr.open_dataset(out / "targets.nc", engine="h5netcdf") as targets:
+        targets = targets.load()
+    settings = {k: v for k, v in model.settings().items() if k not in ("checkpoint",
+                                                                      "progress")}
+    here = RLSFit(**settings, progress=False,
+                  validator=validation_judge(targets, seed=1000)).fit(targets)
+    np.testing.assert_array_equal(here.network_.plastic.data, model.network_.plastic.data)
     assert "[tune] chose auxiliary.aux_ratio" in (out / "config.toml").read_text()
     html = (out / "index.html").read_text()
     assert "Settings search" in html and "validation r" in html
