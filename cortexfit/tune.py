@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +47,9 @@ import numpy as np
 import xarray as xr
 
 from .auxiliary import add_auxiliary
+from .evaluate import validation_judge
 from .exceptions import ConfigError, TrainingDiverged
+from .fit import RLSFit
 from .parallel import dask_client, local_workers, run_jobs
 
 __all__ = ["AUX_SETTINGS", "METHODS", "fit_candidate", "search", "tune"]
@@ -65,11 +68,6 @@ def fit_candidate(targets: xr.Dataset, settings: dict[str, Any], auxiliary: dict
     with validation trials; ``settings`` RLSFit's keyword arguments; ``auxiliary``
     :func:`~cortexfit.add_auxiliary`'s. Returns its scores as plain numbers, and with
     ``keep_model`` the fitted model as the bytes of its NPZ file (``"model"``)."""
-    import tempfile
-
-    from .evaluate import validation_judge
-    from .fit import RLSFit
-
     start = time.perf_counter()
     model_targets = add_auxiliary(targets, **auxiliary)
     judge = validation_judge(model_targets, seed=eval_seed, n_trials=n_trials)
@@ -279,8 +277,6 @@ def tune(targets: xr.Dataset, grid: dict[str, list[Any]], *,
         fit = RLSFit.for_recordings(**best).fit(add_auxiliary(targets, min_neurons=300,
                                                               tau_s=best["tau_s"]))
     """
-    from .fit import RLSFit
-
     base = RLSFit.for_recordings().settings() if settings is None else \
         {**RLSFit.for_recordings().settings(), **settings}
     for k in ("checkpoint", "progress"):
