@@ -81,8 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="choose the fit settings on the validation trials first ([tune] "
                           "enabled = true: the config's grid, else the default one)")
     run.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                     help="run [tune]'s candidates on this Dask scheduler (tcp://host:8786) "
-                          "instead of a local cluster")
+                     help="with --tune: run the candidates on this Dask scheduler "
+                          "(tcp://host:8786) instead of a local cluster")
     run_options(run)
 
     demo = sub.add_parser(
@@ -155,6 +155,11 @@ def _run(args: argparse.Namespace) -> int:
         extra["tune.enabled"] = True
     if args.scheduler:
         extra["tune.scheduler"] = args.scheduler
+    if args.scheduler and not (args.tune or config.tune.enabled):
+        raise ConfigError("--scheduler sends the settings search's candidates to a cluster, "
+                          "but the search is off", field="--scheduler",
+                          found=args.scheduler, expected="--tune (or [tune] enabled = true)",
+                          hint="Add --tune")
     if extra:
         config = with_settings(config, extra, field="--tune / --scheduler")
     run(config, args.out, resume=args.resume, restart=args.restart, force=args.force,

@@ -111,3 +111,19 @@ def test_demo_writes_a_run_folder_and_a_rerun_skips_the_fit(tmp_path, monkeypatc
     monkeypatch.setattr(fit_module.RLSState, "update", no_training)
     assert main(["demo", "--out", str(out), "--seed", "3", "--loops", "2"]) == 0
     np.testing.assert_array_equal(np.load(out / "model.npz")["plastic_data"], first)
+
+
+def test_run_tune_flag_turns_the_search_on_and_its_requirements_are_checked_first(
+        tmp_path, capsys):
+    """--tune sets [tune] enabled: a config without validation trials then stops before any
+    work with the key to change (exit 2, no run folder)."""
+    config = tmp_path / "c.toml"
+    config.write_text("[targets]\nvalidation_fraction = 0.0\n")
+    out2 = tmp_path / "out2"
+    assert main(["run", str(config), "--out", str(out2), "--tune"]) == 2
+    err = capsys.readouterr().err
+    assert "targets.validation_fraction" in err and "[tune]" in err and "Traceback" not in err
+    assert not out2.exists()
+    # --scheduler without the search is a mistake, not silently ignored
+    assert main(["run", str(config), "--out", str(out2), "--scheduler", "tcp://x:1"]) == 2
+    assert "--scheduler" in capsys.readouterr().err and not out2.exists()
