@@ -77,7 +77,7 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None, *,
     n = local_workers(n_workers)
     try:
         cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR,
+                               dashboard_address=":0", silence_logs=logging.ERROR,
                                env=dict(WORKER_ENV))
     except (RuntimeError, OSError) as exc:
         raise ConfigError(

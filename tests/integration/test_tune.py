@@ -59,15 +59,20 @@ def test_jobs_run_on_worker_processes_errors_are_kept_and_a_rerun_reads_the_stor
     assert [o.result for o in again] == [o.result for o in outcomes]
 
 
-def test_jobs_go_to_a_running_scheduler_by_its_address():
+def test_jobs_and_a_search_go_to_a_running_scheduler_by_its_address(small_targets):
     from distributed import LocalCluster
 
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
-                      dashboard_address=None) as cluster:
+                      dashboard_address=":0") as cluster:
         with dask_client(cluster.scheduler_address) as client:
             out = run_jobs(client, dict, [{"x": 1}, {"x": 2}], ["a", "b"],
                            shared={"y": 3}, progress=False)
+        result = tune(small_targets, {"aux_ratio": [1.0]}, settings={**SMALL, "loops": 1},
+                      auxiliary={"min_neurons": 0}, scheduler=cluster.scheduler_address,
+                      progress=False)
     assert [o.result for o in out] == [{"x": 1, "y": 3}, {"x": 2, "y": 3}]
+    assert result.attrs["where"] == cluster.scheduler_address
+    assert np.isfinite(result["validation"].values[0])
 
 
 def test_an_unreachable_scheduler_is_a_config_error_naming_the_setting():
