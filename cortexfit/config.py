@@ -548,7 +548,8 @@ def with_settings(config: RunConfig, values: dict[str, Any], *,
 
 def tune_candidates(config: RunConfig) -> dict[str, list[Any]]:
     """``[tune] grid``, or :data:`DEFAULT_TUNE_GRID` when it is empty (without the noise
-    level for neuron models that have no noisy f-I curve: only theta has one)."""
+    levels for LIF and Izhikevich: they are in theta units, and those models' noise is in
+    their own units, mV sqrt(ms) / sqrt(ms); give them a grid of their own)."""
     if config.tune.grid:
         return dict(config.tune.grid)
     grid = copy.deepcopy(DEFAULT_TUNE_GRID)

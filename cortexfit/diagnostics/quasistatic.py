@@ -110,7 +110,7 @@ def quasistatic(fitted: Any, *, condition: Any = None, seed: int = 0, fi: str = 
     noisy = fi == "smooth" and c is None and fitted.protocol.noise > 0
     if noisy:  # a fit trained with noise: its own curve, the one training used
         phi = noisy_fi_curve(net.neuron_model, net.params, net.n_neurons,
-                             fitted.protocol.noise).phi
+                             fitted.protocol.noise, dt=fitted.protocol.dt).phi
     conditions = _condition_index(fitted, condition)
     protocol = fitted.protocol
     dt = protocol.dt

@@ -94,7 +94,8 @@ PARAMETER_CONSTRAINTS: dict[str, Constraint] = {
     "fi_smoothing": Interval(**_NONNEGATIVE, meaning="input scales; 0: the sharp curve"),
     "rate_gate": Interval(None, None, none_ok=True,
                           meaning="input scales above threshold; None: no gate"),
-    "noise": Interval(**_NONNEGATIVE, meaning="white-noise strength, theta units; 0: none"),
+    "noise": Interval(**_NONNEGATIVE, meaning="white-noise strength, the model's input units "
+                      "per sqrt(its time unit) (theta: theta units); 0: none"),
     "compensate_filter": _FLAG,
     "dt": Interval(**_POSITIVE, meaning="seconds"),
     "max_rate": Interval(**_POSITIVE, meaning="Hz"),
@@ -137,11 +138,12 @@ class RLSFit:
     rate_gate : rate training updates neuron i only while ``u_i + I_i`` exceeds the model's
         threshold by more than ``rate_gate`` input scales (the paper: 0, "suprathreshold");
         None trains always.
-    noise : white noise into every neuron, in training and in every trial (theta units per
-        sqrt(tau); :class:`cortexfit.simulate.Noise`); with noise, rate training uses the
-        neuron's f-I curve under that noise (:mod:`cortexfit.neurons.noisy`, theta only)
-        instead of the softplus-smoothed one, so the curve and the spiking neuron agree at
-        low rates. 0: none (the paper).
+    noise : white noise into every neuron, in training and in every trial (the model's input
+        units per sqrt(model time unit): theta per sqrt(tau), LIF mV sqrt(ms), Izhikevich
+        sqrt(ms); :class:`cortexfit.simulate.Noise`); with noise, rate training uses the
+        neuron's f-I curve under that noise (:mod:`cortexfit.neurons.noisy`: theta, LIF and
+        Izhikevich) instead of the softplus-smoothed one, so the curve and the spiking
+        neuron agree at low rates. 0: none (the paper).
     compensate_filter : rate form only. The filtered spike train r (the paper's readout) is
         the rate passed through an exponential filter, so it lags the rate by ~tau_s (a 46
         degree phase lag for a 300 ms sine at tau_s = 50 ms). With True, RLS aims the rate
@@ -215,7 +217,8 @@ class RLSFit:
         """
         settings = dict(dale=False, p=0.3, sigma=1.0, tau_s=0.05, lam=1.0, update_every=0.002,
                         loops=30, fi_smoothing=0.03, rate_gate=None)
-        # background noise (theta only: the other models have no noisy f-I curve yet)
+        # background noise for theta only: the level is in theta units and was chosen on
+        # theta fits (LIF and Izhikevich take noise when it is given explicitly)
         model = overrides.get("neuron_model", cls.neuron_model)
         settings["noise"] = RECORDINGS_NOISE if get_model(model).name == "theta" else 0.0
         settings.update(overrides)

@@ -23,7 +23,7 @@ from ..neurons.base import FICurve
 from ..neurons.noisy import noisy_fi_curve, table_point
 from ..protocol import TrialProtocol
 from ..rls import RLSState
-from ..simulate import Simulator, initial_state
+from ..simulate import DEFAULT_DT, Simulator, initial_state
 from ..units import to_hz
 from .checkpoint import HISTORY_KEYS, fingerprint, load_checkpoint, save_checkpoint
 from .fitted import FittedNetwork
@@ -48,12 +48,13 @@ class TrainingSignal:
 
     @classmethod
     def make(cls, net: Network, rate_form: bool, smoothing: float, rate_gate: float | None,
-             bias: np.ndarray, noise: float = 0.0) -> "TrainingSignal":
+             bias: np.ndarray, noise: float = 0.0,
+             dt: float = DEFAULT_DT) -> "TrainingSignal":
         n = net.n_neurons
         if not rate_form:
             return cls(None, bias, np.full(n, -np.inf))
-        if noise > 0:
-            fi = noisy_fi_curve(net.neuron_model, net.params, n, noise)
+        if noise > 0:  # the curve under that noise, for the simulation's time step dt (s)
+            fi = noisy_fi_curve(net.neuron_model, net.params, n, noise, dt=dt)
             gate = np.full(n, -np.inf) if rate_gate is None else \
                 fi.threshold + rate_gate * net.neuron_model.input_scale(net.params, n)
             return cls(fi, np.asarray(bias, dtype=np.float64), gate, _table_signal,
@@ -73,7 +74,7 @@ class TrainingSignal:
             err, gain = np.empty(u.shape[0]), np.empty(u.shape[0])
             fi = self.fi
             _table_signal(u, self.bias, target, fi.x0, fi.step, fi.rates, fi.slopes,
-                          self.gate, err, gain)
+                          fi.rows, fi.above, self.gate, err, gain)
             return err, gain
         if self.kernel is not None:
             err, gain = np.empty(u.shape[0]), np.empty(u.shape[0])
@@ -88,11 +89,13 @@ class TrainingSignal:
 
 
 @numba.njit(cache=True)
-def _table_signal(u, bias, target, x0, step, rates, slopes, gate, err, gain):
-    """The rate-form signal with a tabulated (noisy) f-I curve."""
+def _table_signal(u, bias, target, x0, step, rates, slopes, rows, above, gate, err, gain):
+    """The rate-form signal with a tabulated (noisy) f-I curve: neuron i reads row
+    ``rows[i]`` of the table (:class:`~cortexfit.neurons.noisy.NoisyFICurve`)."""
     for i in range(u.shape[0]):
         x = np.float64(u[i]) + bias[i]
-        rate, g = table_point(x, x0, step, rates, slopes)
+        row = rows[i]
+        rate, g = table_point(x, x0, step, rates[row], slopes[row], above)
         err[i] = rate - target[i]
         gain[i] = 0.0 if (x <= gate[i] or g < 1e-20) else g
 
@@ -159,7 +162,8 @@ def train(cfg: Any, net: Network, tg: TrainingTargets, protocol: TrialProtocol,
 
     sim = protocol.simulator(net, state=state)
     signal = TrainingSignal.make(net, rate_form, cfg.fi_smoothing, cfg.rate_gate,
-                                 sim.bias.astype(np.float32), protocol.noise)
+                                 sim.bias.astype(np.float32), protocol.noise,
+                                 dt=protocol.dt)
     unit = net.neuron_model.time_unit
     norm0 = float(sp.linalg.norm(weights0)) if weights0.nnz else 0.0
     neurons = np.arange(n, dtype=np.int64)

@@ -158,7 +158,7 @@ def test_tune_config_errors_name_the_key():
     with pytest.raises(ConfigError) as info:
         parse_config({"tune": {"grid": {"network.preset": ["paper"]}}})
     assert "unknown setting 'network.preset'" in str(info.value)
-    # the default grid; without the noise level for LIF (no noisy f-I curve)
+    # the default grid; without the noise levels for LIF (theta units, not LIF's own)
     assert "training.noise" in resolve(parse_config({"tune": {"enabled": True}}))[
         "tune"]["grid"]
     lif = resolve(parse_config({"tune": {"enabled": True},
