@@ -221,6 +221,7 @@ def ei_network(
     tau_s: float,
     k_plastic: int | str = "all",
     plastic_scale: float = 0.0,
+    zero_row_sum: bool = False,
     excitatory: Sequence[bool] | None = None,
     neuron_model: str | NeuronModel = "theta",
     model_params: Any = None,
@@ -239,6 +240,10 @@ def ei_network(
     empty. An integer K: the recurrent synapses above stay static and each neuron gets K
     plastic inputs of its own, drawn at random, starting at ``plastic_scale / sqrt(K)``
     times the sign of their presynaptic neuron (0 by default) - the scalable form.
+
+    ``zero_row_sum``: each neuron's I synapses are scaled so that its E and I inputs cancel
+    exactly (row sum 0; rows without E or without I inputs are left as they are): the
+    balance that ``g = frac_exc / (1 - frac_exc)`` gives only on average.
 
     ``excitatory`` gives the E/I identity per neuron (e.g. from
     :func:`excitatory_from_cell_types`); otherwise the first ``round(frac_exc N)`` are E.
@@ -268,6 +273,12 @@ def ei_network(
     rows, cols = _bernoulli_edges(n, p, rng)
     scale = J / np.sqrt(n * p)
     weights = np.where(exc[cols], scale, -g * scale)
+    if zero_row_sum and rows.size:
+        e_in = np.bincount(rows, weights=np.where(exc[cols], weights, 0.0), minlength=n)
+        i_in = np.bincount(rows, weights=np.where(exc[cols], 0.0, weights), minlength=n)
+        ok = (e_in > 0) & (i_in < 0)
+        factor = np.where(ok, -e_in / np.where(ok, i_in, -1.0), 1.0)
+        weights = np.where(exc[cols], weights, weights * factor[rows])
     recurrent = _csr(n, rows, cols, weights)
     empty = _csr(n, np.zeros(0, int), np.zeros(0, int), np.zeros(0))
     if k_plastic == "all":
@@ -286,6 +297,7 @@ def ei_network(
         neuron_model=get_model(neuron_model), static=static, plastic=plastic, plastic_sign=sign,
         tau_s=float(tau_s), excitatory=exc, model_params=model_params,
         info={"kind": "ei", "p": p, "J": J, "g": g, "frac_exc": float(exc.mean()),
+              "zero_row_sum": zero_row_sum,
               "k_plastic": k_plastic, "seed": seed if isinstance(seed, int) else None},
     )
 

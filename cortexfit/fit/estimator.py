@@ -123,7 +123,8 @@ class RLSFit:
     frac_exc, J, g : E fraction and strengths J/sqrt(Np), -gJ/sqrt(Np) (Figure 4: 0.8, 6, 5).
     p : connection probability; None takes the paper's: 0.1 for E/I networks (Figure 4),
         0.3 for Gaussian ones (Figures 1-3, 5).
-    sigma, zero_row_sum : Gaussian networks (Figure 5: sigma = 1).
+    sigma, zero_row_sum : Gaussian networks (Figure 5: sigma = 1). ``zero_row_sum`` with
+        ``dale``: each neuron's I inputs are scaled to cancel its E inputs exactly.
     k_plastic : "all" (every initial synapse plastic, the paper) or K per neuron.
     tau_s : synaptic time constant, s (Figure 5: 50 ms).
     lam : RLS regulariser lambda, P(0) = I / lambda (Figures 1, 3: 1).
@@ -274,7 +275,8 @@ class RLSFit:
                     exc[known] = excitatory_from_cell_types(
                         [c for c, k in zip(tg.cell_type, known) if k], default=True)
             return ei_network(n, p=p, J=self.J, g=self.g, tau_s=self.tau_s,
-                              k_plastic=self.k_plastic, excitatory=exc,
+                              k_plastic=self.k_plastic, zero_row_sum=self.zero_row_sum,
+                              excitatory=exc,
                               neuron_model=self.neuron_model, seed=rng)
         return gaussian_network(n, p=p, sigma=self.sigma, zero_row_sum=self.zero_row_sum,
                                 tau_s=self.tau_s, neuron_model=self.neuron_model, seed=rng)

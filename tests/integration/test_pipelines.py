@@ -16,7 +16,7 @@ import xarray as xr
 
 from cortexfit.config import load_config, parse_config, resolve
 from cortexfit.datasets import DEV_RECORDINGS
-from cortexfit.pipeline import run
+from cortexfit.pipeline import STAGES, run
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 TOMLS = sorted(PIPELINES.glob("*.toml"))
@@ -73,9 +73,8 @@ def _run(name: str, out: Path, diagnostics: bool = False, **overrides) -> xr.Dat
     for file in CONTRACT:
         assert (out / file).is_file(), file
     stages = json.loads((out / "stages.json").read_text())["stages"]
-    assert [s for s in stages if "seconds" in stages[s]] == ["load", "targets", "fit",
-                                                              "evaluate", "diagnostics",
-                                                              "report"]
+    assert [s for s in stages if "seconds" in stages[s]] == list(STAGES)
+    assert stages["tune"]["summary"].startswith("disabled")  # no search unless asked
     with xr.open_dataset(out / "scores.nc", engine="h5netcdf") as ds:
         scores = ds.load()
     train = scores["pearson_train"]

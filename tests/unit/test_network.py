@@ -73,6 +73,18 @@ def test_gaussian_network_statistics():
     assert empty.plastic.nnz > 0.25 * 200 * 199 and np.all(empty.plastic.data == 0)
 
 
+def test_ei_zero_row_sum_balances_every_row_and_keeps_dale():
+    plain = ei_network(300, p=0.3, J=2.0, g=1.0, frac_exc=0.5, tau_s=0.05, seed=3)
+    balanced = ei_network(300, p=0.3, J=2.0, g=1.0, frac_exc=0.5, tau_s=0.05,
+                          zero_row_sum=True, seed=3)
+    w, w0 = balanced.dense(), plain.dense()
+    assert balanced.check_dale()
+    assert np.abs(w.sum(axis=1)).max() < 1e-4  # E and I input cancel in every row
+    exc = balanced.excitatory
+    assert np.array_equal(w[:, exc], w0[:, exc])  # only I weights are rescaled
+    assert np.array_equal(w != 0, w0 != 0)  # same connections (same random draws)
+
+
 def test_out_lists_mirror_the_in_lists():
     net = ei_network(300, tau_s=0.06, p=0.2, k_plastic=20, plastic_scale=0.5, seed=2)
     out = net.out_lists()
