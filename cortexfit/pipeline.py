@@ -275,6 +275,9 @@ def _interrupted(stage: str, out: Path, ctx) -> RunInterrupted:
     if stage == "fit" and (out / "checkpoint.npz").exists():
         advice = ("The fit continues from its last checkpoint when you rerun the same "
                   "command with --resume (or start it again with --restart).")
+    elif stage == "tune" and (out / "tune-progress").is_dir():
+        advice = ("Rerun the same command: the settings search keeps the candidates that "
+                  "finished (tune-progress/) and fits only the others.")
     else:
         advice = (f"Rerun the same command: the stages that finished are kept and the "
                   f"{stage} stage runs again.")

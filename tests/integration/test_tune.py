@@ -216,3 +216,22 @@ def test_a_run_with_tune_fits_the_chosen_settings_and_reports_the_search(tmp_pat
              "targets": {"max_units": 12, "validation_fraction": 0.0}}, tmp_path / "r2",
             verbosity=0)
     assert info.value.field == "targets.validation_fraction"
+
+
+def test_an_interrupted_search_says_that_finished_candidates_are_kept(tmp_path, monkeypatch):
+    from cortexfit import stages
+    from cortexfit.pipeline import RunInterrupted
+
+    def interrupted(*args, store=None, **kwargs):
+        store.mkdir(parents=True)
+        (store / "done.json").write_text("{}")  # one candidate finished, then Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stages, "search", interrupted)
+    config = {"run": {"name": "cut", "seed": 1}, "targets": {"max_units": 4},
+              "tune": {"enabled": True, "grid": {"training.lam": [1.0]}}}
+    with pytest.raises(RunInterrupted) as info:
+        run(config, tmp_path / "run", verbosity=0)
+    assert info.value.stage == "tune" and "tune-progress" in info.value.advice
+    assert (tmp_path / "run" / "tune-progress").is_dir()
+    assert "finished" not in stage_status(tmp_path / "run")["tune"]
